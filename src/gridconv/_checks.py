@@ -1,0 +1,66 @@
+"""Argument validation shared by every public entry point.
+
+Each helper raises ``TypeError`` (wrong kind of value) or ``ValueError`` (right kind,
+wrong value) with a message that names the argument, what was expected and what was
+given. Nothing here uses ``assert``: checks on user input must survive ``python -O``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+
+def describe(value: Any) -> str:
+    """A short, readable description of ``value`` for error messages."""
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)} on {value.device}"
+    return f"{value!r} ({type(value).__name__})"
+
+
+def check_tensor(name: str, value: Any) -> torch.Tensor:
+    """``value`` must be a floating-point tensor."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"`{name}` must be a torch.Tensor, got {describe(value)}.")
+    if not value.is_floating_point():
+        raise TypeError(
+            f"`{name}` must have a floating-point dtype (e.g. torch.float32), got {value.dtype}."
+        )
+    return value
+
+
+def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
+    """``value`` must be a plain int (not a bool), at least ``minimum`` when given."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"`{name}` must be an int, got {describe(value)}.")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"`{name}` must be >= {minimum}, got {value}.")
+    return value
+
+
+def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
+    """``value`` must be one of the strings in ``choices``."""
+    choices = tuple(choices)
+    if not isinstance(value, str) or value not in choices:
+        expected = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"`{name}` must be one of {expected}; got {describe(value)}.")
+    return value
+
+
+def check_same_kind(**tensors: torch.Tensor | None) -> None:
+    """All given tensors share one dtype and one device (``None`` entries are skipped)."""
+    named = [(name, t) for name, t in tensors.items() if t is not None]
+    first_name, first = named[0]
+    for name, t in named[1:]:
+        if t.dtype != first.dtype:
+            raise TypeError(
+                f"`{name}` has dtype {t.dtype} but `{first_name}` has dtype {first.dtype}; "
+                "convert them to one dtype."
+            )
+        if t.device != first.device:
+            raise ValueError(
+                f"`{name}` is on device {t.device} but `{first_name}` is on {first.device}; "
+                "move them to one device."
+            )

@@ -1,0 +1,130 @@
+"""Shape arithmetic: n-tuples, the padding forms (valid/same/full/ints/pairs), output sizes.
+
+Padding is always reduced to one ``(before, after)`` pair per spatial dimension. ``"same"``
+follows TensorFlow: output = ceil(input / stride) for any stride and dilation, and an odd
+total padding puts the extra element at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Union
+
+from gridconv._checks import check_choice, check_int, describe
+
+PaddingPairs = tuple[tuple[int, int], ...]
+Padding = Union[str, int, Sequence[Union[int, Sequence[int]]]]  # noqa: UP007 (py3.10 alias)
+
+PADDING_STRINGS = ("valid", "same", "full")
+
+
+def ntuple(name: str, value: int | Sequence[int], n: int, *, minimum: int = 1) -> tuple[int, ...]:
+    """``value`` as ``n`` ints, each at least ``minimum``: an int is repeated ``n`` times.
+
+    >>> ntuple("stride", 2, 3)
+    (2, 2, 2)
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (check_int(name, value, minimum=minimum),) * n
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) != n:
+            raise ValueError(
+                f"`{name}` must be an int or {n} ints (one per spatial dim), got {value!r}."
+            )
+        return tuple(check_int(name, v, minimum=minimum) for v in value)
+    raise TypeError(f"`{name}` must be an int or {n} ints, got {describe(value)}.")
+
+
+def _pair(value: object) -> tuple[int, int] | None:
+    """``value`` as a ``(before, after)`` pair of non-negative ints, or None if it is not one."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value, value) if value >= 0 else None
+    if isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2:
+        before, after = value
+        ok = all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+        return (before, after) if ok else None
+    return None
+
+
+def parse_padding(padding: Padding, n: int) -> str | PaddingPairs:
+    """Check the form of ``padding``; keep a string, turn numbers into ``n`` pairs.
+
+    >>> parse_padding(1, 2)
+    ((1, 1), (1, 1))
+    >>> parse_padding([(0, 1), 2], 2)
+    ((0, 1), (2, 2))
+    """
+    if isinstance(padding, str):
+        return check_choice("padding", padding, PADDING_STRINGS)
+    expected = (
+        f"`padding` must be 'valid', 'same', 'full', a non-negative int, {n} non-negative ints, "
+        f"or {n} (before, after) pairs"
+    )
+    if isinstance(padding, int) and not isinstance(padding, bool):
+        if padding < 0:
+            raise ValueError(f"{expected}; got {padding}.")
+        return ((padding, padding),) * n
+    if isinstance(padding, Sequence) and len(padding) == n:
+        pairs = tuple(_pair(p) for p in padding)
+        if all(p is not None for p in pairs):
+            return pairs  # type: ignore[return-value]
+    raise ValueError(f"{expected}; got {describe(padding)}.")
+
+
+def resolve_padding(
+    padding: str | PaddingPairs,
+    input_size: Sequence[int],
+    kernel_size: Sequence[int],
+    stride: Sequence[int],
+    dilation: Sequence[int],
+) -> PaddingPairs:
+    """One ``(before, after)`` pair per dim for an already parsed ``padding``.
+
+    >>> resolve_padding("same", (10,), (4,), (3,), (1,))  # out 4: 3*3 + 4 - 10 = 3 padded
+    ((1, 2),)
+    >>> resolve_padding("full", (5, 5), (3, 3), (1, 1), (2, 1))
+    ((4, 4), (2, 2))
+    """
+    if not isinstance(padding, str):
+        return padding
+    spans = [d * (k - 1) for k, d in zip(kernel_size, dilation)]
+    if padding == "valid":
+        return tuple((0, 0) for _ in spans)
+    if padding == "full":
+        return tuple((span, span) for span in spans)
+    pairs = []
+    for n, span, s in zip(input_size, spans, stride):
+        out = -(-n // s)
+        total = max((out - 1) * s + span + 1 - n, 0)
+        pairs.append((total // 2, total - total // 2))
+    return tuple(pairs)
+
+
+def conv_output_size(
+    input_size: Sequence[int],
+    kernel_size: Sequence[int],
+    stride: Sequence[int],
+    pairs: PaddingPairs,
+    dilation: Sequence[int],
+) -> tuple[int, ...]:
+    """``floor((n + before + after - dilation*(k-1) - 1) / stride) + 1`` per dim."""
+    return tuple(
+        (n + b + a - d * (k - 1) - 1) // s + 1
+        for n, k, s, (b, a), d in zip(input_size, kernel_size, stride, pairs, dilation)
+    )
+
+
+def check_kernel_fits(
+    input_size: Sequence[int],
+    kernel_size: Sequence[int],
+    pairs: PaddingPairs,
+    dilation: Sequence[int],
+) -> None:
+    """The dilated kernel must fit inside the padded input in every dim."""
+    for dim, (n, k, (b, a), d) in enumerate(zip(input_size, kernel_size, pairs, dilation)):
+        if n + b + a < d * (k - 1) + 1:
+            raise ValueError(
+                f"kernel is larger than the padded input in spatial dim {dim}: the kernel spans "
+                f"{d * (k - 1) + 1} (kernel_size={k}, dilation={d}) but the input has {n} "
+                f"elements plus padding {(b, a)}; use a smaller kernel or padding='same'/'full'."
+            )

@@ -1,0 +1,159 @@
+"""Validation and shape resolution shared by every convolution-like op.
+
+``conv_spec`` turns the user's arguments (stride, padding, dilation, groups, padding_mode)
+into a :class:`ConvSpec` of plain tuples, raising a clear error for anything wrong. Every
+conv method (direct, fft, separable), ``conv_transpose`` and ``conv_matrix`` starts here,
+so they accept exactly the same arguments and report errors the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from gridconv._checks import check_choice, check_int, check_same_kind, check_tensor, describe
+from gridconv._shapes import (
+    Padding,
+    PaddingPairs,
+    check_kernel_fits,
+    conv_output_size,
+    ntuple,
+    parse_padding,
+    resolve_padding,
+)
+from gridconv.functional.padding import PADDING_MODES
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """A fully resolved convolution: every field is one value per spatial dim."""
+
+    in_channels: int
+    input_size: tuple[int, ...]
+    kernel_size: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    pairs: PaddingPairs
+    groups: int
+    padding_mode: str
+    output_size: tuple[int, ...]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.input_size)
+
+
+def check_weight(w: object, name: str = "w") -> int:
+    """``w`` is ``(C_out, C_in / groups, *kernel_size)`` with 1, 2 or 3 spatial dims; returns d."""
+    w = check_tensor(name, w)
+    if w.ndim not in (3, 4, 5):
+        raise ValueError(
+            f"`{name}` must have shape (out_channels, in_channels/groups, *kernel_size) with 1, 2 "
+            f"or 3 spatial dims, i.e. 3, 4 or 5 dims; got shape {tuple(w.shape)} ({w.ndim} dims)."
+        )
+    if 0 in w.shape:
+        raise ValueError(f"`{name}` must have no empty dims, got shape {tuple(w.shape)}.")
+    return w.ndim - 2
+
+
+def check_input(x: object, d: int, name: str = "x") -> bool:
+    """``x`` is ``(N, C, *spatial)`` or unbatched ``(C, *spatial)``; returns whether batched."""
+    x = check_tensor(name, x)
+    if x.ndim not in (d + 1, d + 2):
+        raise ValueError(
+            f"`{name}` must have shape (N, C, *spatial) or (C, *spatial) with {d} spatial dims "
+            f"(from the kernel), i.e. {d + 2} or {d + 1} dims; got shape {tuple(x.shape)}."
+        )
+    if any(n < 1 for n in x.shape[-d:]):
+        raise ValueError(f"`{name}` has an empty spatial dim: shape {tuple(x.shape)}.")
+    return x.ndim == d + 2
+
+
+def parse_input_size(input_size: object, d: int, in_channels: int | None = None) -> tuple[int, ...]:
+    """Spatial size from an int, ``d`` ints, or a whole input shape ``(N, C, *spatial)``."""
+    if input_size is None:
+        raise ValueError("`input_size` is required: the spatial size of the convolution input.")
+    is_shape = isinstance(input_size, Sequence) and not isinstance(input_size, str)
+    if is_shape and len(input_size) in (d + 1, d + 2):
+        channels = input_size[-d - 1]
+        if in_channels is not None and channels != in_channels:
+            raise ValueError(
+                f"`input_size` {tuple(input_size)} has {channels} channels but the kernel "
+                f"expects {in_channels}."
+            )
+        input_size = tuple(input_size[-d:])
+    return ntuple("input_size", input_size, d)
+
+
+def conv_spec(
+    w: Tensor,
+    in_channels: int,
+    input_size: Sequence[int],
+    *,
+    stride: int | Sequence[int],
+    padding: Padding,
+    dilation: int | Sequence[int],
+    groups: int,
+    padding_mode: str,
+    x_name: str = "x",
+) -> ConvSpec:
+    """Validate the hyper-parameters of a convolution of ``w`` over ``(in_channels, *input_size)``."""
+    d = w.ndim - 2
+    out_channels, group_in, *kernel_size = w.shape
+    groups = check_int("groups", groups, minimum=1)
+    if in_channels % groups:
+        raise ValueError(
+            f"`groups` (={groups}) must divide the input channels (={in_channels} in `{x_name}`)."
+        )
+    if out_channels % groups:
+        raise ValueError(
+            f"`groups` (={groups}) must divide the output channels (w.shape[0]={out_channels})."
+        )
+    if in_channels != group_in * groups:
+        raise ValueError(
+            f"channel mismatch: `{x_name}` has {in_channels} channels but `w` expects "
+            f"w.shape[1] * groups = {group_in} * {groups} = {group_in * groups}."
+        )
+    stride = ntuple("stride", stride, d)
+    dilation = ntuple("dilation", dilation, d)
+    padding_mode = check_choice("padding_mode", padding_mode, PADDING_MODES)
+    pairs = resolve_padding(parse_padding(padding, d), input_size, kernel_size, stride, dilation)
+    check_kernel_fits(input_size, kernel_size, pairs, dilation)
+    output_size = conv_output_size(input_size, kernel_size, stride, pairs, dilation)
+    return ConvSpec(
+        in_channels=in_channels,
+        input_size=tuple(input_size),
+        kernel_size=tuple(kernel_size),
+        stride=stride,
+        dilation=dilation,
+        pairs=pairs,
+        groups=groups,
+        padding_mode=padding_mode,
+        output_size=output_size,
+    )
+
+
+def check_bias(bias: object, x: Tensor, out_channels: int, output_size: tuple[int, ...]) -> None:
+    """``bias`` is None, tied ``(C_out,)`` or untied ``(C_out, *output_size)``."""
+    if bias is None:
+        return
+    bias = check_tensor("bias", bias)
+    check_same_kind(x=x, bias=bias)
+    if tuple(bias.shape) not in ((out_channels,), (out_channels, *output_size)):
+        raise ValueError(
+            f"`bias` must have shape ({out_channels},) (tied: one per output channel) or "
+            f"{(out_channels, *output_size)} (untied: one per output location); "
+            f"got {describe(bias)}."
+        )
+
+
+def add_bias(out: Tensor, bias: Tensor | None) -> Tensor:
+    """Add a tied ``(C,)`` or untied ``(C, *spatial)`` bias to a batched ``(N, C, *spatial)``."""
+    if bias is None:
+        return out
+    d = out.ndim - 2
+    if bias.ndim == 1:
+        bias = bias.view(-1, *([1] * d))
+    return out + bias

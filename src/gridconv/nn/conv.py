@@ -1,0 +1,313 @@
+"""Convolution layers: one N-d ``Conv``, with ``Conv1d``/``Conv2d``/``Conv3d`` as thin names.
+
+The module holds configuration and parameters; ``forward`` is one call to
+:func:`gridconv.conv`. Unlike ``torch.nn.ConvNd`` it takes ``padding="same"`` with any
+stride, ``"full"``, asymmetric ``(before, after)`` pairs, and an untied bias.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from gridconv._checks import check_choice, check_int, describe
+from gridconv._shapes import Padding, ntuple, parse_padding
+from gridconv.functional._spec import conv_spec
+from gridconv.functional.conv import METHODS, conv
+from gridconv.functional.padding import PADDING_MODES
+
+_TORCH_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+
+
+def _bias_kind(bias: bool | str | None) -> str | None:
+    """``True``/``"tied"`` -> ``"tied"``, ``"untied"`` -> ``"untied"``, ``False``/``None`` -> None."""
+    if bias is True or bias == "tied":
+        return "tied"
+    if bias == "untied":
+        return "untied"
+    if bias is False or bias is None:
+        return None
+    raise ValueError(f"`bias` must be True, 'tied', 'untied' or False; got {describe(bias)}.")
+
+
+class Conv(nn.Module):
+    """Convolution over ``num_spatial_dims`` (1, 2 or 3) spatial dims.
+
+    Args:
+        num_spatial_dims: 1, 2 or 3.
+        in_channels, out_channels: channels of the input and output.
+        kernel_size, stride, dilation: int or one int per spatial dim.
+        padding: every form :func:`gridconv.conv` takes: ``"valid"``, ``"same"`` (any
+            stride), ``"full"``, an int, one int per dim, or ``(before, after)`` pairs.
+        groups: split the channels into this many independent convolutions.
+        bias: ``True``/``"tied"`` (one per output channel), ``"untied"`` (one per output
+            channel and location; needs ``input_size``) or ``False``.
+        input_size: the spatial size of the inputs; needed only for an untied bias.
+        padding_mode: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        method: how :func:`gridconv.conv` computes the result (``"auto"`` chooses).
+        device, dtype: of the parameters.
+
+    Shape:
+        - Input: ``(N, C_in, n_1, ..., n_d)`` or ``(C_in, n_1, ..., n_d)``
+        - Output: ``(N, C_out, o_1, ..., o_d)`` with
+          ``o_i = floor((n_i + before_i + after_i - dilation_i * (k_i - 1) - 1) / stride_i) + 1``
+
+    Parameters:
+        ``weight`` ``(C_out, C_in / groups, *kernel_size)`` and ``bias`` ``(C_out,)`` or,
+        untied, ``(C_out, *out_size)``; both start as U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as in
+        torch, with ``fan_in = C_in / groups * prod(kernel_size)``.
+
+    Example:
+        >>> import torch, gridconv as gc
+        >>> layer = gc.nn.Conv2d(3, 8, 3, stride=2, padding="same", bias="untied",
+        ...                      input_size=(32, 32))
+        >>> layer.bias.shape
+        torch.Size([8, 16, 16])
+        >>> layer(torch.randn(4, 3, 32, 32)).shape
+        torch.Size([4, 8, 16, 16])
+    """
+
+    def __init__(
+        self,
+        num_spatial_dims: int,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | Sequence[int],
+        stride: int | Sequence[int] = 1,
+        padding: Padding = "valid",
+        dilation: int | Sequence[int] = 1,
+        groups: int = 1,
+        bias: bool | str = True,
+        *,
+        input_size: int | Sequence[int] | None = None,
+        padding_mode: str = "zeros",
+        method: str = "auto",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        d = check_int("num_spatial_dims", num_spatial_dims, minimum=1)
+        if d > 3:
+            raise ValueError(f"`num_spatial_dims` must be 1, 2 or 3, got {d}.")
+        self.in_channels = check_int("in_channels", in_channels, minimum=1)
+        self.out_channels = check_int("out_channels", out_channels, minimum=1)
+        self.groups = check_int("groups", groups, minimum=1)
+        for name, channels in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if channels % groups:
+                raise ValueError(f"`{name}` (={channels}) must be divisible by `groups` (={groups}).")
+        self.kernel_size = ntuple("kernel_size", kernel_size, d)
+        self.stride = ntuple("stride", stride, d)
+        self.dilation = ntuple("dilation", dilation, d)
+        self.padding = parse_padding(padding, d)
+        self.padding_mode = check_choice("padding_mode", padding_mode, PADDING_MODES)
+        self.method = check_choice("method", method, METHODS)
+        self.bias_kind = _bias_kind(bias)
+        self.input_size = None if input_size is None else ntuple("input_size", input_size, d)
+        if self.bias_kind == "untied" and self.input_size is None:
+            raise ValueError(
+                "`bias='untied'` needs `input_size`: an untied bias has one value per output "
+                "location, so the layer must know the input's spatial size."
+            )
+
+        factory = {"device": device, "dtype": dtype}
+        self.weight = nn.Parameter(
+            torch.empty(out_channels, in_channels // groups, *self.kernel_size, **factory)
+        )
+        bias_shape: tuple[int, ...] = (out_channels,)
+        if self.input_size is not None:
+            spec = conv_spec(
+                self.weight,
+                in_channels,
+                self.input_size,
+                stride=self.stride,
+                padding=self.padding,
+                dilation=self.dilation,
+                groups=groups,
+                padding_mode=padding_mode,
+                x_name="input_size",
+            )
+            if self.bias_kind == "untied":
+                bias_shape = (out_channels, *spec.output_size)
+        if self.bias_kind is None:
+            self.register_parameter("bias", None)
+        else:
+            self.bias = nn.Parameter(torch.empty(bias_shape, **factory))
+        self.reset_parameters()
+
+    @property
+    def num_spatial_dims(self) -> int:
+        return len(self.kernel_size)
+
+    def reset_parameters(self) -> None:
+        """Re-draw weight and bias from U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as torch does."""
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            bound = 1.0 / math.sqrt(self.weight[0].numel())
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return conv(
+            x,
+            self.weight,
+            self.bias,
+            stride=self.stride,
+            padding=self.padding,
+            dilation=self.dilation,
+            groups=self.groups,
+            padding_mode=self.padding_mode,
+            method=self.method,
+        )
+
+    def extra_repr(self) -> str:
+        text = (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding!r}"
+        )
+        if any(d != 1 for d in self.dilation):
+            text += f", dilation={self.dilation}"
+        if self.groups != 1:
+            text += f", groups={self.groups}"
+        text += f", bias={self.bias_kind or False!r}"
+        if self.input_size is not None:
+            text += f", input_size={self.input_size}"
+        if self.padding_mode != "zeros":
+            text += f", padding_mode={self.padding_mode!r}"
+        if self.method != "auto":
+            text += f", method={self.method!r}"
+        return text
+
+    @classmethod
+    def from_torch(cls, module: nn.Module) -> Conv:
+        """A layer with the configuration and (copied) weights of a ``torch.nn.ConvNd``.
+
+        Example:
+            >>> import torch, gridconv as gc
+            >>> ref = torch.nn.Conv2d(3, 8, 5, padding="same", padding_mode="reflect")
+            >>> layer = gc.nn.Conv2d.from_torch(ref)
+            >>> x = torch.randn(1, 3, 16, 16)
+            >>> torch.allclose(layer(x), ref(x), atol=1e-6)
+            True
+        """
+        torch_types = tuple(_TORCH_CONV.values())
+        if not isinstance(module, torch_types) or isinstance(module, nn.modules.conv._ConvTransposeNd):
+            raise TypeError(
+                f"`module` must be a torch.nn.Conv1d, Conv2d or Conv3d, got {type(module).__name__}."
+            )
+        d = len(module.kernel_size)
+        fixed = getattr(cls, "fixed_spatial_dims", None)
+        if fixed is not None and fixed != d:
+            raise TypeError(
+                f"`module` must be a torch.nn.Conv{fixed}d for {cls.__name__}.from_torch, "
+                f"got {type(module).__name__}."
+            )
+        args = (
+            module.in_channels,
+            module.out_channels,
+            module.kernel_size,
+            module.stride,
+            module.padding,
+            module.dilation,
+            module.groups,
+            module.bias is not None,
+        )
+        kwargs = {
+            "padding_mode": module.padding_mode,
+            "device": module.weight.device,
+            "dtype": module.weight.dtype,
+        }
+        layer = Conv(d, *args, **kwargs) if fixed is None else cls(*args, **kwargs)
+        with torch.no_grad():
+            layer.weight.copy_(module.weight)
+            if module.bias is not None:
+                layer.bias.copy_(module.bias)
+        return layer
+
+    def _torch_padding(self) -> str | tuple[int, ...]:
+        if self.padding == "valid":
+            return "valid"
+        if self.padding == "same":
+            if any(s != 1 for s in self.stride):
+                raise ValueError(
+                    f"torch.nn.Conv cannot express padding='same' with stride {self.stride}; "
+                    "only stride 1."
+                )
+            return "same"
+        if self.padding == "full":
+            return tuple(d * (k - 1) for k, d in zip(self.kernel_size, self.dilation))
+        if any(before != after for before, after in self.padding):
+            raise ValueError(
+                f"torch.nn.Conv cannot express asymmetric padding {self.padding}; "
+                "only the same amount before and after."
+            )
+        return tuple(before for before, _ in self.padding)
+
+    def to_torch(self) -> nn.Module:
+        """An equivalent ``torch.nn.ConvNd`` with copied weights.
+
+        Raises:
+            ValueError: when torch cannot express the layer: an untied bias, asymmetric
+                padding, or ``padding="same"`` with a stride above 1.
+        """
+        if self.bias_kind == "untied":
+            raise ValueError("torch.nn.Conv cannot express an untied bias; use bias='tied'.")
+        module = _TORCH_CONV[self.num_spatial_dims](
+            self.in_channels,
+            self.out_channels,
+            self.kernel_size,
+            self.stride,
+            self._torch_padding(),
+            self.dilation,
+            self.groups,
+            self.bias is not None,
+            self.padding_mode,
+            device=self.weight.device,
+            dtype=self.weight.dtype,
+        )
+        with torch.no_grad():
+            module.weight.copy_(self.weight)
+            if self.bias is not None:
+                module.bias.copy_(self.bias)
+        return module
+
+
+class Conv1d(Conv):
+    """1-d convolution: :class:`Conv` with ``num_spatial_dims=1``; same arguments after it.
+
+    Shape:
+        - Input: ``(N, C_in, n)``, Output: ``(N, C_out, o)``
+    """
+
+    fixed_spatial_dims = 1
+
+    def __init__(self, in_channels: int, out_channels: int, *args: Any, **kwargs: Any) -> None:
+        super().__init__(1, in_channels, out_channels, *args, **kwargs)
+
+
+class Conv2d(Conv):
+    """2-d convolution: :class:`Conv` with ``num_spatial_dims=2``; same arguments after it.
+
+    Shape:
+        - Input: ``(N, C_in, H, W)``, Output: ``(N, C_out, H_out, W_out)``
+    """
+
+    fixed_spatial_dims = 2
+
+    def __init__(self, in_channels: int, out_channels: int, *args: Any, **kwargs: Any) -> None:
+        super().__init__(2, in_channels, out_channels, *args, **kwargs)
+
+
+class Conv3d(Conv):
+    """3-d convolution: :class:`Conv` with ``num_spatial_dims=3``; same arguments after it.
+
+    Shape:
+        - Input: ``(N, C_in, D, H, W)``, Output: ``(N, C_out, D_out, H_out, W_out)``
+    """
+
+    fixed_spatial_dims = 3
+
+    def __init__(self, in_channels: int, out_channels: int, *args: Any, **kwargs: Any) -> None:
+        super().__init__(3, in_channels, out_channels, *args, **kwargs)
