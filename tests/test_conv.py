@@ -43,7 +43,6 @@ def test_matches_torch_forward_and_backward(d, stride, padding, dilation, groups
 
 @pytest.mark.parametrize("d", [1, 2, 3])
 @pytest.mark.parametrize("dilation", [1, 2])
-@pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel")
 def test_same_matches_torch_same_at_stride_1(d, dilation):
     x = randn(2, 3, *SIZES[d])
     w = randn(5, 3, *KERNELS[d])  # includes even kernel sizes: the extra cell goes at the end
@@ -63,7 +62,9 @@ def test_padding_modes_match_torch_modules(d, mode):
     torch.testing.assert_close(ours, module(x))
 
 
-@pytest.mark.parametrize("shape, kernel", [((17,), (4,)), ((9, 12), (3, 5)), ((6, 7, 5), (3, 2, 3))])
+@pytest.mark.parametrize(
+    "shape, kernel", [((17,), (4,)), ((9, 12), (3, 5)), ((6, 7, 5), (3, 2, 3))]
+)
 @pytest.mark.parametrize("mode", ["valid", "full", "same"])
 def test_single_channel_matches_scipy_correlate(shape, kernel, mode):
     rng = np.random.default_rng(0)

@@ -5,9 +5,17 @@ Every idea of the convolution chapter of *Deep Learning* (Goodfellow, Bengio & C
 layers live in ``gridconv.nn``.
 """
 
-from gridconv import functional, nn
+from gridconv import data, functional, nn
 from gridconv.functional import conv, conv_matrix, conv_transpose
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "conv", "conv_matrix", "conv_transpose", "functional", "nn"]
+__all__ = [
+    "__version__",
+    "conv",
+    "conv_matrix",
+    "conv_transpose",
+    "data",
+    "functional",
+    "nn",
+]

@@ -20,10 +20,10 @@ from gridconv.train import BatchReport, fit
 class ProgressBar:
     """A one-line progress bar on a terminal; one line per finished epoch elsewhere (CI logs)."""
 
-    def __init__(self, stream: TextIO = sys.stderr, width: int = 30) -> None:
-        self.stream = stream
+    def __init__(self, stream: TextIO | None = None, width: int = 30) -> None:
+        self.stream = stream or sys.stderr
         self.width = width
-        self.live = stream.isatty()
+        self.live = self.stream.isatty()
 
     def __call__(self, r: BatchReport) -> None:
         if not self.live and r.batch != r.batches:
@@ -67,7 +67,9 @@ def _demo(args: argparse.Namespace) -> int:
         on_batch=ProgressBar(),
     )
     for r in reports:
-        print(f"  epoch {r.epoch}: train loss {r.train_loss:.4f}, test accuracy {r.test_accuracy:.4f}")
+        print(
+            f"  epoch {r.epoch}: train loss {r.train_loss:.4f}, test accuracy {r.test_accuracy:.4f}"
+        )
     print(f"test accuracy: {reports[-1].test_accuracy:.4f} ({time.perf_counter() - start:.1f} s)")
     return 0
 
@@ -80,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = commands.add_parser("demo", help="the main job: train a ConvNet on embedded MNIST")
     demo.add_argument("--quick", action="store_true", help="a fast smoke run (1,000 digits)")
-    demo.add_argument("--epochs", type=_positive_int, default=None, help="default 10 (quick: 1)")
+    demo.add_argument("--epochs", type=_positive_int, default=None, help="default 10 (quick: 3)")
     demo.add_argument("--batch-size", type=_positive_int, default=64)
     demo.add_argument("--lr", type=float, default=2e-3)
     demo.add_argument("--seed", type=int, default=0)
@@ -93,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "epochs", 0) is None:
-        args.epochs = 1 if args.quick else 10
+        args.epochs = 3 if args.quick else 10
     try:
         return args.run(args)
     except (ValueError, TypeError) as err:

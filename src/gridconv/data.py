@@ -43,7 +43,8 @@ def _stratified_split(images: np.ndarray, labels: np.ndarray, test_fraction: flo
         train_idx.append(members[n_test:])
 
     def subset(idx: list[np.ndarray]) -> TensorDataset:
-        order = np.sort(np.concatenate(idx))
+        # Shuffled, so that any prefix of a split is a fair sample (the source is sorted by label).
+        order = rng.permutation(np.concatenate(idx))
         x = torch.from_numpy(images[order]).float()
         return TensorDataset(x, torch.from_numpy(labels[order]).long())
 

@@ -99,7 +99,7 @@ def conv_spec(
     padding_mode: str,
     x_name: str = "x",
 ) -> ConvSpec:
-    """Validate the hyper-parameters of a convolution of ``w`` over ``(in_channels, *input_size)``."""
+    """Validate the hyper-parameters of convolving ``w`` over ``(in_channels, *input_size)``."""
     d = w.ndim - 2
     out_channels, group_in, *kernel_size = w.shape
     groups = check_int("groups", groups, minimum=1)

@@ -24,7 +24,7 @@ _TORCH_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 
 
 def _bias_kind(bias: bool | str | None) -> str | None:
-    """``True``/``"tied"`` -> ``"tied"``, ``"untied"`` -> ``"untied"``, ``False``/``None`` -> None."""
+    """``True``/``"tied"`` -> ``"tied"``; ``"untied"`` stays; ``False``/``None`` -> None."""
     if bias is True or bias == "tied":
         return "tied"
     if bias == "untied":
@@ -98,7 +98,9 @@ class Conv(nn.Module):
         self.groups = check_int("groups", groups, minimum=1)
         for name, channels in (("in_channels", in_channels), ("out_channels", out_channels)):
             if channels % groups:
-                raise ValueError(f"`{name}` (={channels}) must be divisible by `groups` (={groups}).")
+                raise ValueError(
+                    f"`{name}` (={channels}) must be divisible by `groups` (={groups})."
+                )
         self.kernel_size = ntuple("kernel_size", kernel_size, d)
         self.stride = ntuple("stride", stride, d)
         self.dilation = ntuple("dilation", dilation, d)
@@ -193,9 +195,12 @@ class Conv(nn.Module):
             True
         """
         torch_types = tuple(_TORCH_CONV.values())
-        if not isinstance(module, torch_types) or isinstance(module, nn.modules.conv._ConvTransposeNd):
+        if not isinstance(module, torch_types) or isinstance(
+            module, nn.modules.conv._ConvTransposeNd
+        ):
             raise TypeError(
-                f"`module` must be a torch.nn.Conv1d, Conv2d or Conv3d, got {type(module).__name__}."
+                "`module` must be a torch.nn.Conv1d, Conv2d or Conv3d, "
+                f"got {type(module).__name__}."
             )
         d = len(module.kernel_size)
         fixed = getattr(cls, "fixed_spatial_dims", None)
