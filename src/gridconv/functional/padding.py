@@ -58,9 +58,14 @@ def pad(x: Tensor, pairs: PaddingPairs, mode: str = "zeros") -> Tensor:
         - Output: ``(*, n_1 + b_1 + a_1, ..., n_d + b_d + a_d)``
     """
     d = len(pairs)
+    flat = [v for before, after in reversed(pairs) for v in (before, after)]
+    if not any(flat):
+        return x
     if mode == "zeros":
-        flat = [v for before, after in reversed(pairs) for v in (before, after)]
-        return F.pad(x, flat) if any(flat) else x
+        return F.pad(x, flat)
+    sizes = x.shape[-d:]
+    if x.ndim in (d + 1, d + 2) and all(max(p) < n for p, n in zip(pairs, sizes)):
+        return F.pad(x, flat, mode=mode)  # torch's kernel pads every dim in one pass
     for dim, (before, after) in enumerate(pairs):
         if before or after:
             axis = x.ndim - d + dim
