@@ -187,3 +187,9 @@ def test_padding_beyond_one_period_matches_numpy_pad(mode):
         ref = np.pad(x, (before, after), mode=NUMPY_MODE[mode])
         ours = gc.functional.pad(torch.from_numpy(x), ((before, after),), mode)
         np.testing.assert_array_equal(ours.numpy(), ref)
+
+
+def test_numpy_integers_are_accepted_as_ints():
+    x, w = randn(1, 2, 9, 9), randn(3, 2, 3, 3)
+    ours = gc.conv(x, w, stride=np.int64(2), padding=[(np.int32(0), 1), np.int64(2)])
+    torch.testing.assert_close(ours, gc.conv(x, w, stride=2, padding=[(0, 1), (2, 2)]))

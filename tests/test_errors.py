@@ -50,6 +50,7 @@ CONV_ERRORS = {
     "stride string": (conv(stride="2"), TypeError, r"`stride` must be an int or 2 ints"),
     "unknown padding string": (conv(padding="half"), ValueError, r"`padding` must be one of"),
     "negative padding": (conv(padding=-1), ValueError, r"`padding` must be .* got -1"),
+    "bool padding": (conv(padding=True), ValueError, r"`padding` must be .* got True \(bool\)"),
     "padding wrong length": (conv(padding=(1, 2, 3)), ValueError, r"`padding` must be"),
     "padding bad pair": (conv(padding=[(1, 2, 3), 1]), ValueError, r"\(before, after\) pairs"),
     "unknown padding mode": (conv(padding_mode="mirror"), ValueError, r"`padding_mode` must be"),

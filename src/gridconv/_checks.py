@@ -7,6 +7,7 @@ given. Nothing here uses ``assert``: checks on user input must survive ``python 
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
 from typing import Any
 
@@ -32,9 +33,10 @@ def check_tensor(name: str, value: Any) -> torch.Tensor:
 
 
 def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
-    """``value`` must be a plain int (not a bool), at least ``minimum`` when given."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    """``value`` must be an integer (an int, a NumPy integer; not a bool), at least ``minimum``."""
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
         raise TypeError(f"`{name}` must be an int, got {describe(value)}.")
+    value = operator.index(value)
     if minimum is not None and value < minimum:
         raise ValueError(f"`{name}` must be >= {minimum}, got {value}.")
     return value

@@ -7,6 +7,7 @@ total padding puts the extra element at the end.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import Union
 
@@ -24,7 +25,7 @@ def ntuple(name: str, value: int | Sequence[int], n: int, *, minimum: int = 1) -
     >>> ntuple("stride", 2, 3)
     (2, 2, 2)
     """
-    if isinstance(value, int) and not isinstance(value, bool):
+    if hasattr(value, "__index__") and not isinstance(value, bool):
         return (check_int(name, value, minimum=minimum),) * n
     if isinstance(value, Sequence) and not isinstance(value, str):
         if len(value) != n:
@@ -35,14 +36,22 @@ def ntuple(name: str, value: int | Sequence[int], n: int, *, minimum: int = 1) -
     raise TypeError(f"`{name}` must be an int or {n} ints, got {describe(value)}.")
 
 
+def _non_negative_int(value: object) -> int | None:
+    """``value`` as a non-negative int (ints and NumPy integers, not bools), else None."""
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        return None
+    value = operator.index(value)
+    return value if value >= 0 else None
+
+
 def _pair(value: object) -> tuple[int, int] | None:
     """``value`` as a ``(before, after)`` pair of non-negative ints, or None if it is not one."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return (value, value) if value >= 0 else None
+    single = _non_negative_int(value)
+    if single is not None:
+        return (single, single)
     if isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2:
-        before, after = value
-        ok = all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
-        return (before, after) if ok else None
+        before, after = (_non_negative_int(v) for v in value)
+        return None if before is None or after is None else (before, after)
     return None
 
 
@@ -60,10 +69,9 @@ def parse_padding(padding: Padding, n: int) -> str | PaddingPairs:
         f"`padding` must be 'valid', 'same', 'full', a non-negative int, {n} non-negative ints, "
         f"or {n} (before, after) pairs"
     )
-    if isinstance(padding, int) and not isinstance(padding, bool):
-        if padding < 0:
-            raise ValueError(f"{expected}; got {padding}.")
-        return ((padding, padding),) * n
+    single = _pair(padding) if hasattr(padding, "__index__") else None
+    if single is not None:
+        return (single,) * n
     if isinstance(padding, Sequence) and len(padding) == n:
         pairs = tuple(_pair(p) for p in padding)
         if all(p is not None for p in pairs):

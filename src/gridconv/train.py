@@ -40,7 +40,12 @@ class EpochReport:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 500) -> float:
-    """Fraction of ``dataset`` that ``model`` classifies correctly."""
+    """Fraction of ``dataset`` that ``model`` classifies correctly.
+
+    Shape:
+        ``dataset`` yields ``(input, label)`` with labels ``()``; ``model`` maps
+        ``(B, *input)`` to logits ``(B, num_classes)``.
+    """
     was_training = model.training
     model.eval()
     correct = total = 0
@@ -73,6 +78,9 @@ def fit(
 
     Returns:
         One :class:`EpochReport` per epoch.
+
+    Shape:
+        ``model`` maps ``(B, *input)`` to logits ``(B, num_classes)``; labels are ``(B,)``.
     """
     epochs = check_int("epochs", epochs, minimum=1)
     batch_size = check_int("batch_size", batch_size, minimum=1)
