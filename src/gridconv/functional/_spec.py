@@ -135,6 +135,32 @@ def conv_spec(
     )
 
 
+def conv_spec_for_size(
+    w: Tensor,
+    input_size: object,
+    *,
+    stride: int | Sequence[int],
+    padding: Padding,
+    dilation: int | Sequence[int],
+    groups: int,
+    padding_mode: str,
+) -> ConvSpec:
+    """:func:`conv_spec` for an input known by its size (int, d ints or a whole shape) alone."""
+    groups = check_int("groups", groups, minimum=1)
+    in_channels = w.shape[1] * groups
+    return conv_spec(
+        w,
+        in_channels,
+        parse_input_size(input_size, w.ndim - 2, in_channels),
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        padding_mode=padding_mode,
+        x_name="input_size",
+    )
+
+
 def check_bias(bias: object, x: Tensor, out_channels: int, output_size: tuple[int, ...]) -> None:
     """``bias`` is None, tied ``(C_out,)`` or untied ``(C_out, *output_size)``."""
     if bias is None:

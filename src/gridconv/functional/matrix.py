@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from gridconv._shapes import Padding
-from gridconv.functional._spec import check_weight, conv_spec, parse_input_size
+from gridconv.functional._spec import check_weight, conv_spec_for_size
 from gridconv.functional.padding import padding_index
 
 
@@ -78,18 +78,14 @@ def conv_matrix(
                 [0., 0., 0., 0., 1., 2.]])
     """
     d = check_weight(w)
-    in_channels = w.shape[1] * (groups if isinstance(groups, int) else 1)
-    spatial = parse_input_size(input_size, d, in_channels)
-    spec = conv_spec(
+    spec = conv_spec_for_size(
         w,
-        in_channels,
-        spatial,
+        input_size,
         stride=stride,
         padding=padding,
         dilation=dilation,
         groups=groups,
         padding_mode=padding_mode,
-        x_name="input_size",
     )
     out_channels, group_in = w.shape[:2]
     dev = w.device
@@ -117,7 +113,7 @@ def conv_matrix(
     rows = (co * n_out + out_flat).expand(full)[mask]
     cols = ((first_in + ci) * n_in + in_flat).expand(full)[mask]
     values = w.reshape(out_channels, group_in, *([1] * d), *spec.kernel_size).expand(full)[mask]
-    size = (out_channels * n_out, in_channels * n_in)
+    size = (out_channels * n_out, spec.in_channels * n_in)
     return torch.sparse_coo_tensor(
         torch.stack([rows, cols]), values, size, check_invariants=False
     ).coalesce()

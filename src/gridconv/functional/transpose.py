@@ -14,7 +14,7 @@ from torch import Tensor
 
 from gridconv._checks import check_same_kind
 from gridconv._shapes import Padding
-from gridconv.functional._spec import check_input, check_weight, conv_spec, parse_input_size
+from gridconv.functional._spec import check_input, check_weight, conv_spec_for_size
 from gridconv.functional.padding import pad_adjoint
 
 _TORCH_CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -75,18 +75,14 @@ def conv_transpose(
     d = check_weight(w)
     batched = check_input(y, d, name="y")
     check_same_kind(y=y, w=w)
-    in_channels = w.shape[1] * (groups if isinstance(groups, int) else 1)
-    spatial = parse_input_size(input_size, d, in_channels)
-    spec = conv_spec(
+    spec = conv_spec_for_size(
         w,
-        in_channels,
-        spatial,
+        input_size,
         stride=stride,
         padding=padding,
         dilation=dilation,
         groups=groups,
         padding_mode=padding_mode,
-        x_name="input_size",
     )
     if not batched:
         y = y.unsqueeze(0)

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from gridconv._checks import check_choice, check_int, describe
 from gridconv._shapes import Padding, ntuple, parse_padding
-from gridconv.functional._spec import conv_spec
+from gridconv.functional._spec import conv_spec_for_size
 from gridconv.functional.conv import METHODS, conv
 from gridconv.functional.padding import PADDING_MODES
 
@@ -121,16 +121,14 @@ class Conv(nn.Module):
         )
         bias_shape: tuple[int, ...] = (out_channels,)
         if self.input_size is not None:
-            spec = conv_spec(
+            spec = conv_spec_for_size(
                 self.weight,
-                in_channels,
                 self.input_size,
                 stride=self.stride,
                 padding=self.padding,
                 dilation=self.dilation,
                 groups=groups,
                 padding_mode=padding_mode,
-                x_name="input_size",
             )
             if self.bias_kind == "untied":
                 bias_shape = (out_channels, *spec.output_size)
