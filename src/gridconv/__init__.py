@@ -5,17 +5,34 @@ Every idea of the convolution chapter of *Deep Learning* (Goodfellow, Bengio & C
 layers live in ``gridconv.nn``.
 """
 
-from gridconv import data, functional, nn
-from gridconv.functional import conv, conv_matrix, conv_transpose
+from gridconv import data, functional, nn, plan
+from gridconv.functional import (
+    SeparableKernel,
+    conv,
+    conv_matrix,
+    conv_transpose,
+    decompose,
+    fft_conv,
+    is_separable,
+    separable_conv,
+)
+from gridconv.plan import planning
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "SeparableKernel",
     "__version__",
     "conv",
     "conv_matrix",
     "conv_transpose",
     "data",
+    "decompose",
+    "fft_conv",
     "functional",
+    "is_separable",
     "nn",
+    "plan",
+    "planning",
+    "separable_conv",
 ]

@@ -51,8 +51,9 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
     return value
 
 
-def check_same_kind(**tensors: torch.Tensor | None) -> None:
-    """All given tensors share one dtype and one device (``None`` entries are skipped)."""
+def check_same_kind(**tensors: Any) -> None:
+    """All given tensors (or objects with ``dtype`` and ``device``) share one dtype and one
+    device; ``None`` entries are skipped."""
     named = [(name, t) for name, t in tensors.items() if t is not None]
     first_name, first = named[0]
     for name, t in named[1:]:

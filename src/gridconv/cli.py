@@ -6,6 +6,7 @@ Exit codes: 0 on success, 2 on bad arguments (with a one-line reason), 1 on othe
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -13,7 +14,7 @@ from typing import TextIO
 
 import torch
 
-from gridconv import __version__, data, models
+from gridconv import __version__, bench, data, models
 from gridconv.train import BatchReport, fit
 
 
@@ -25,18 +26,22 @@ class ProgressBar:
         self.width = width
         self.live = self.stream.isatty()
 
-    def __call__(self, r: BatchReport) -> None:
-        if not self.live and r.batch != r.batches:
+    def step(
+        self, done: int, total: int, text: str, *, prefix: str = "", always: bool = True
+    ) -> None:
+        """Show ``done`` of ``total``; off a terminal, only lines marked ``always`` and the last."""
+        if not self.live and not always and done != total:
             return
-        filled = round(self.width * r.batch / r.batches)
+        filled = round(self.width * done / total)
         bar = "#" * filled + "." * (self.width - filled)
-        line = (
-            f"epoch {r.epoch} [{bar}] {r.batch}/{r.batches}  loss {r.loss:.4f}  "
-            f"acc {r.accuracy:.3f}  {r.examples_per_second:,.0f} img/s"
-        )
-        end = "\n" if r.batch == r.batches else ""
-        self.stream.write(("\r" + line if self.live else line) + end)
+        line = f"{prefix}[{bar}] {done}/{total}  {text}"
+        end = "\n" if done == total or not self.live else ""
+        self.stream.write(("\r\033[K" + line if self.live else line) + end)
         self.stream.flush()
+
+    def __call__(self, r: BatchReport) -> None:
+        text = f"loss {r.loss:.4f}  acc {r.accuracy:.3f}  {r.examples_per_second:,.0f} img/s"
+        self.step(r.batch, r.batches, text, prefix=f"epoch {r.epoch} ", always=False)
 
 
 def _positive_int(text: str) -> int:
@@ -74,6 +79,80 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+_BENCH_COLUMNS = (
+    "auto",
+    "auto (measured)",
+    "direct",
+    "fft",
+    "separable",
+    "torch conv1d",
+    "torch conv2d",
+    "torch conv3d",
+    "scipy fftconvolve",
+    "scipy oaconvolve",
+    "scipy correlate",
+    "kornia fft_conv",
+)
+
+
+def _bench_table(records: list[bench.Record]) -> str:
+    """Medians in ms, each with its ratio to gridconv auto; ``-`` where it does not apply."""
+    columns = [c for c in _BENCH_COLUMNS if any(c in r.seconds for r in records)]
+    header = ["suite", "case", "auto chose", *columns]
+    rows = []
+    for r in records:
+        ratios = r.ratios()
+        cells = [r.suite, r.case, r.auto_method]
+        for c in columns:
+            if c not in r.seconds:
+                cells.append("-")
+            elif c == "auto":
+                cells.append(f"{r.seconds[c] * 1e3:.2f}")
+            else:
+                once = "*" if r.runs.get(c) == 1 else ""
+                cells.append(f"{r.seconds[c] * 1e3:.2f}{once} ({ratios[c]:.2f}x)")
+        rows.append(cells)
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    suites = tuple(args.suite) if args.suite else bench.SUITES
+    unknown = [s for s in suites if s not in bench.SUITES]
+    if unknown:
+        raise ValueError(
+            f"unknown --suite {unknown[0]!r}; expected one of {', '.join(bench.SUITES)}"
+        )
+    if args.plot and "crossover" not in suites:
+        suites = (*suites, "crossover")
+    records = []
+    bar = ProgressBar()
+    start = time.perf_counter()
+    for i, total, record in bench.run(suites, quick=args.quick, rounds=args.rounds):
+        records.append(record)
+        elapsed = time.perf_counter() - start
+        bar.step(i, total, f"{record.suite}: {record.case}  ({elapsed:.0f} s)")
+    figures = bench.summary(records)
+    if args.json:
+        print(json.dumps({"records": [r.as_dict() for r in records], "summary": figures}, indent=1))
+    else:
+        print(
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads; medians in ms, "
+            "(ratio to gridconv auto); * = slow, timed once"
+        )
+        print(_bench_table(records))
+        print()
+        for name, value in figures.items():
+            print(f"{name:<28} {value:.3f}")
+    if args.plot:
+        bench.plot_crossover(records, args.plot)
+        print(f"crossover plot written to {args.plot}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gridconv", description="Convolutional networks for any grid-like data."
@@ -87,6 +166,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--lr", type=float, default=2e-3)
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=_demo)
+
+    timing = commands.add_parser("bench", help="time every method against torch and scipy")
+    timing.add_argument(
+        "--suite",
+        action="append",
+        metavar="NAME",
+        help=f"one of {', '.join(bench.SUITES)}; repeat for several (default: all)",
+    )
+    timing.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
+    timing.add_argument("--rounds", type=_positive_int, default=5, help="timed rounds per case")
+    timing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    timing.add_argument(
+        "--plot", metavar="PNG", help="also plot the direct/FFT/separable crossover"
+    )
+    timing.set_defaults(run=_bench)
     return parser
 
 

@@ -1,16 +1,34 @@
 """Pure ``Tensor -> Tensor`` operations: no state, no printing, no I/O."""
 
-from gridconv.functional.conv import conv
+from gridconv.functional.conv import METHODS, KernelCache, auto_method_for, conv
+from gridconv.functional.fft import fast_length, fft_conv
 from gridconv.functional.matrix import conv_matrix
 from gridconv.functional.padding import PADDING_MODES, pad, pad_adjoint, padding_index
+from gridconv.functional.separable import (
+    SeparableKernel,
+    decompose,
+    is_separable,
+    max_rank,
+    separable_conv,
+)
 from gridconv.functional.transpose import conv_transpose
 
 __all__ = [
+    "METHODS",
     "PADDING_MODES",
+    "KernelCache",
+    "SeparableKernel",
+    "auto_method_for",
     "conv",
     "conv_matrix",
     "conv_transpose",
+    "decompose",
+    "fast_length",
+    "fft_conv",
+    "is_separable",
+    "max_rank",
     "pad",
     "pad_adjoint",
     "padding_index",
+    "separable_conv",
 ]

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
+import torch
 from torch import Tensor
 
 from gridconv._checks import check_choice, check_int, check_same_kind, check_tensor, describe
@@ -24,6 +26,19 @@ from gridconv._shapes import (
     resolve_padding,
 )
 from gridconv.functional.padding import PADDING_MODES
+
+
+class HasShape(Protocol):
+    """A kernel known by its shape ``(C_out, C_in / groups, *kernel_size)``, dtype, device."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def dtype(self) -> torch.dtype: ...
+
+    @property
+    def device(self) -> torch.device: ...
 
 
 @dataclass(frozen=True)
@@ -88,7 +103,7 @@ def parse_input_size(input_size: object, d: int, in_channels: int | None = None)
 
 
 def conv_spec(
-    w: Tensor,
+    w: Tensor | HasShape,
     in_channels: int,
     input_size: Sequence[int],
     *,
@@ -99,8 +114,11 @@ def conv_spec(
     padding_mode: str,
     x_name: str = "x",
 ) -> ConvSpec:
-    """Validate the hyper-parameters of convolving ``w`` over ``(in_channels, *input_size)``."""
-    d = w.ndim - 2
+    """Validate the hyper-parameters of convolving ``w`` over ``(in_channels, *input_size)``.
+
+    ``w`` is the kernel tensor, or anything with its ``shape`` (a :class:`SeparableKernel`).
+    """
+    d = len(w.shape) - 2
     out_channels, group_in, *kernel_size = w.shape
     groups = check_int("groups", groups, minimum=1)
     if in_channels % groups:
@@ -136,7 +154,7 @@ def conv_spec(
 
 
 def conv_spec_for_size(
-    w: Tensor,
+    w: Tensor | HasShape,
     input_size: object,
     *,
     stride: int | Sequence[int],
@@ -151,7 +169,7 @@ def conv_spec_for_size(
     return conv_spec(
         w,
         in_channels,
-        parse_input_size(input_size, w.ndim - 2, in_channels),
+        parse_input_size(input_size, len(w.shape) - 2, in_channels),
         stride=stride,
         padding=padding,
         dilation=dilation,
@@ -183,3 +201,48 @@ def add_bias(out: Tensor, bias: Tensor | None) -> Tensor:
     if bias.ndim == 1:
         bias = bias.view(-1, *([1] * d))
     return out + bias
+
+
+def setup(
+    x: Tensor,
+    w: Tensor | HasShape,
+    bias: Tensor | None,
+    *,
+    stride: int | Sequence[int],
+    padding: Padding,
+    dilation: int | Sequence[int],
+    groups: int,
+    padding_mode: str,
+) -> tuple[Tensor, ConvSpec, bool]:
+    """Validate a call ``op(x, w, bias, ...)``; returns the batched ``x``, its spec, and
+    whether ``x`` came batched (for :func:`finish`). A ``w`` that is not a tensor (a
+    :class:`SeparableKernel`) must have been checked by its own op."""
+    if isinstance(w, Tensor):
+        d = check_weight(w)
+        check_input(x, d)
+        check_same_kind(x=x, w=w)
+    else:
+        d = len(w.shape) - 2
+        check_input(x, d)
+        check_same_kind(x=x, kernel=w)
+    batched = x.ndim == d + 2
+    if not batched:
+        x = x.unsqueeze(0)
+    spec = conv_spec(
+        w,
+        x.shape[1],
+        x.shape[2:],
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        padding_mode=padding_mode,
+    )
+    check_bias(bias, x, w.shape[0], spec.output_size)
+    return x, spec, batched
+
+
+def finish(out: Tensor, bias: Tensor | None, batched: bool) -> Tensor:
+    """Add the bias and undo the batching of :func:`setup`."""
+    out = add_bias(out, bias)
+    return out if batched else out.squeeze(0)

@@ -7,27 +7,77 @@ mode) once and runs ``torch.nn.functional.convNd``: oneDNN on CPU, cuDNN on GPU.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gridconv._checks import check_choice, check_same_kind
+from gridconv import plan
+from gridconv._checks import check_choice, describe
 from gridconv._shapes import Padding
-from gridconv.functional._spec import (
-    ConvSpec,
-    add_bias,
-    check_bias,
-    check_input,
-    check_weight,
-    conv_spec,
-)
-from gridconv.functional.padding import pad
+from gridconv.functional._spec import ConvSpec, finish, setup
+from gridconv.functional.fft import apply_fft, prepare_fft
+from gridconv.functional.padding import pad, pad_adjoint
+from gridconv.functional.separable import apply_separable, decompose, is_rank_one
 
 _TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
-def _direct(x: Tensor, w: Tensor, spec: ConvSpec) -> Tensor:
+class KernelCache:
+    """Transformed kernels (FFT spectra, separable factors, plans) of one weight tensor.
+
+    Entries stay valid while that very tensor is unchanged: any in-place update (an
+    optimizer step, ``load_state_dict``) bumps its version and empties the cache.
+    ``gridconv.nn`` layers in eval mode pass theirs to :func:`conv`; it is ignored when
+    gradients must flow to the weight.
+    """
+
+    def __init__(self) -> None:
+        self._owner: weakref.ref[Tensor] | None = None
+        self._stamp: tuple = ()
+        self._entries: dict[Hashable, Any] = {}
+
+    def get(self, w: Tensor, key: Hashable, build: Callable[[], Any]) -> Any:
+        """The entry ``key`` for ``w``, built by ``build()`` on a miss."""
+        stamp = (w._version, w.data_ptr(), w.shape, w.dtype, w.device)
+        if self._owner is None or self._owner() is not w or self._stamp != stamp:
+            self.clear()
+            self._owner, self._stamp = weakref.ref(w), stamp
+        if key not in self._entries:
+            self._entries[key] = build()
+        return self._entries[key]
+
+    def clear(self) -> None:
+        self._owner, self._stamp = None, ()
+        self._entries.clear()
+
+    # A cache is never saved or copied with its module: a copy starts empty.
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__()
+
+    def __deepcopy__(self, memo: dict) -> KernelCache:
+        return KernelCache()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _cached(cache: KernelCache | None, w: Tensor, key: Hashable, build: Callable[[], Any]) -> Any:
+    return build() if cache is None else cache.get(w, key, build)
+
+
+def _tolerance(dtype: torch.dtype, ulps: float) -> float:
+    """A relative tolerance of ``ulps`` units of rounding of ``dtype`` (float32 for halves)."""
+    return ulps * torch.finfo(dtype if dtype == torch.float64 else torch.float32).eps
+
+
+def _direct(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None = None) -> Tensor:
     """torch's convNd; symmetric zero padding is left to torch, the rest is padded here."""
     if spec.padding_mode == "zeros":
         symmetric = tuple(min(before, after) for before, after in spec.pairs)
@@ -40,9 +90,80 @@ def _direct(x: Tensor, w: Tensor, spec: ConvSpec) -> Tensor:
     return conv_nd(x, w, None, spec.stride, symmetric, spec.dilation, spec.groups)
 
 
+def _fft(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None = None) -> Tensor:
+    return apply_fft(x, _cached(cache, w, ("fft", spec), lambda: prepare_fft(w, spec)), spec)
+
+
+class _ExactSeparable(torch.autograd.Function):
+    """Separable passes forward; the direct convolution's exact gradients backward."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, w: Tensor, spec: ConvSpec, kernel: Any) -> Tensor:
+        ctx.save_for_backward(x, w)
+        ctx.spec = spec
+        return apply_separable(x, kernel, spec)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, w = ctx.saved_tensors
+        spec = ctx.spec
+        zeros = [0] * spec.ndim
+        gx, gw, _ = torch.ops.aten.convolution_backward(
+            grad,
+            pad(x, spec.pairs, spec.padding_mode),
+            w,
+            None,
+            list(spec.stride),
+            zeros,
+            list(spec.dilation),
+            False,
+            zeros,
+            spec.groups,
+            [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False],
+        )
+        if gx is not None:
+            gx = pad_adjoint(gx, spec.pairs, spec.padding_mode)
+        return gx, gw, None, None
+
+
+def _separable(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None = None) -> Tensor:
+    """Exact: as many separable terms as the kernel needs (one when it is separable)."""
+    rtol = _tolerance(w.dtype, 8)
+    kernel = _cached(cache, w, "separable", lambda: decompose(w, rtol=rtol))
+    if torch.is_grad_enabled() and w.requires_grad:
+        return _ExactSeparable.apply(x, w, spec, kernel)
+    return apply_separable(x, kernel, spec)
+
+
 # Each method maps a batched input (N, C_in, *spatial) to the output without bias.
-_METHODS: dict[str, Callable[[Tensor, Tensor, ConvSpec], Tensor]] = {"direct": _direct}
+_METHODS: dict[str, Callable[..., Tensor]] = {
+    "direct": _direct,
+    "fft": _fft,
+    "separable": _separable,
+}
 METHODS = ("auto", *_METHODS)
+
+
+def _auto(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None) -> str:
+    """Ask the planner; the separable path only for exactly separable, fixed kernels."""
+
+    def separable() -> bool:
+        if spec.ndim < 2 or (torch.is_grad_enabled() and w.requires_grad):
+            return False
+        rtol = _tolerance(w.dtype, 32)
+        return _cached(cache, w, "rank-one", lambda: is_rank_one(w, rtol))
+
+    def runner(name: str) -> Callable[[], Tensor]:
+        def run() -> Tensor:
+            with torch.no_grad():
+                return _METHODS[name](x, w, spec, cache)
+
+        return run
+
+    runners = {name: runner(name) for name in _METHODS}
+    return _cached(
+        cache, w, ("auto", x.shape[0], spec), lambda: plan.choose(x, w, spec, runners, separable)
+    )
 
 
 def conv(
@@ -56,6 +177,7 @@ def conv(
     groups: int = 1,
     padding_mode: str = "zeros",
     method: str = "auto",
+    cache: KernelCache | None = None,
 ) -> Tensor:
     r"""Convolve ``x`` with the kernels ``w`` over 1, 2 or 3 spatial dims.
 
@@ -79,7 +201,15 @@ def conv(
         groups: split the channels into this many independent convolutions.
         padding_mode: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``. Any
             amount of padding works in every mode.
-        method: ``"auto"`` or ``"direct"`` (``torch.nn.functional.convNd``).
+        method: ``"direct"`` (``torch.nn.functional.convNd``: oneDNN on CPU, cuDNN on GPU),
+            ``"fft"`` (:func:`gridconv.fft_conv`), ``"separable"`` (1-D passes over an exact
+            decomposition, :func:`gridconv.separable_conv`), or ``"auto"``: the fastest for
+            this shape by :mod:`gridconv.plan`'s cost model, or measured inside
+            ``with gridconv.planning("measure")``. Auto takes the separable path only for a
+            kernel that is exactly separable (to rounding) and needs no gradient, so it
+            never changes results beyond rounding.
+        cache: a :class:`KernelCache` to keep transformed kernels between calls with the
+            same, unchanged ``w`` (what ``gridconv.nn`` layers pass in eval mode).
 
     Returns:
         The output, with the dtype and device of ``x``.
@@ -114,24 +244,54 @@ def conv(
         >>> gc.conv(x, w, padding=[(0, 4), (2, 2)], padding_mode="circular").shape
         torch.Size([8, 16, 32, 32])
     """
-    d = check_weight(w)
-    batched = check_input(x, d)
-    check_same_kind(x=x, w=w)
     method = check_choice("method", method, METHODS)
-    if not batched:
-        x = x.unsqueeze(0)
-    spec = conv_spec(
+    if cache is not None and not isinstance(cache, KernelCache):
+        raise TypeError(
+            f"`cache` must be a gridconv.functional.KernelCache, got {describe(cache)}."
+        )
+    x, spec, batched = setup(
+        x,
         w,
-        x.shape[1],
-        x.shape[2:],
+        bias,
         stride=stride,
         padding=padding,
         dilation=dilation,
         groups=groups,
         padding_mode=padding_mode,
     )
-    check_bias(bias, x, w.shape[0], spec.output_size)
+    if cache is not None and torch.is_grad_enabled() and w.requires_grad:
+        cache = None  # a cached transform of w would cut the gradient to w
     if method == "auto":
-        method = "direct"  # the only method so far; the planner chooses once there are more
-    out = add_bias(_METHODS[method](x, w, spec), bias)
-    return out if batched else out.squeeze(0)
+        method = _auto(x, w, spec, cache)
+    return finish(_METHODS[method](x, w, spec, cache), bias, batched)
+
+
+def auto_method_for(
+    x: Tensor,
+    w: Tensor,
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: Padding = "valid",
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+) -> str:
+    """The method ``conv(x, w, ..., method="auto")`` uses, under the current planning.
+
+    Example:
+        >>> import torch, gridconv as gc
+        >>> x = torch.randn(1, 1, 512, 512)
+        >>> gc.functional.auto_method_for(x, torch.randn(1, 1, 31, 31), padding="same")
+        'fft'
+    """
+    x, spec, _ = setup(
+        x,
+        w,
+        None,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        padding_mode=padding_mode,
+    )
+    return _auto(x, w, spec, None)

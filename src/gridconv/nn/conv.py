@@ -17,8 +17,10 @@ from torch import Tensor, nn
 from gridconv._checks import check_choice, check_int, describe
 from gridconv._shapes import Padding, ntuple, parse_padding
 from gridconv.functional._spec import conv_spec_for_size
-from gridconv.functional.conv import METHODS, conv
+from gridconv.functional.conv import METHODS, KernelCache, conv
 from gridconv.functional.padding import PADDING_MODES
+from gridconv.functional.separable import decompose
+from gridconv.nn.lowrank import LowRankConv
 
 _TORCH_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 
@@ -136,6 +138,7 @@ class Conv(nn.Module):
             self.register_parameter("bias", None)
         else:
             self.bias = nn.Parameter(torch.empty(bias_shape, **factory))
+        self._kernel_cache = KernelCache()
         self.reset_parameters()
 
     @property
@@ -150,6 +153,8 @@ class Conv(nn.Module):
             nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Tensor) -> Tensor:
+        # In eval mode the transformed kernel (FFT spectrum, separable factors) and the
+        # planner's choice are kept until the weight changes.
         return conv(
             x,
             self.weight,
@@ -160,6 +165,35 @@ class Conv(nn.Module):
             groups=self.groups,
             padding_mode=self.padding_mode,
             method=self.method,
+            cache=None if self.training else self._kernel_cache,
+        )
+
+    def to_separable(self, rank: int | None = None, *, rtol: float = 1e-6) -> LowRankConv:
+        """A low-rank copy of this layer: each kernel as ``rank`` separable terms.
+
+        Opt-in speed for trained layers, after Jaderberg et al. 2014 and Denton et al.
+        2014: fewer multiply-adds when ``rank * sum(kernel_size)`` is well below
+        ``prod(kernel_size)``. The returned layer's ``approximation_error`` is the relative
+        Frobenius error of its kernels; ``rank=None`` takes the smallest rank within
+        ``rtol``.
+
+        Example:
+            >>> import torch, gridconv as gc
+            >>> layer = gc.nn.Conv2d(8, 16, 7, padding="same")
+            >>> low = layer.to_separable(rank=2)
+            >>> low.rank, 0 < low.approximation_error < 1
+            (2, True)
+        """
+        kernel = decompose(self.weight, rank, rtol=rtol)
+        return LowRankConv(
+            [f.detach().clone() for f in kernel.factors],
+            None if self.bias is None else self.bias.detach().clone(),
+            stride=self.stride,
+            padding=self.padding,
+            dilation=self.dilation,
+            groups=self.groups,
+            padding_mode=self.padding_mode,
+            approximation_error=kernel.error,
         )
 
     def extra_repr(self) -> str:

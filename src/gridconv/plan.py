@@ -1,0 +1,373 @@
+"""``method="auto"``: which algorithm computes a convolution fastest, per shape.
+
+By default a cost model, calibrated on a 2-core x86 CPU (benchmarks/calibrate.py), predicts
+the time of each method in microseconds of arithmetic; it costs a few microseconds and its
+answer is memoised per shape. Inside ``with planning("measure"):`` the candidates are timed
+once per (shape, dtype, device) and the winner is cached, as ``torch.backends.cudnn.benchmark``
+and FFTW's planner do; ``wisdom=PATH`` keeps that cache in a JSON file between runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import math
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from gridconv._checks import check_choice, describe
+from gridconv.functional._spec import ConvSpec
+from gridconv.functional.fft import fft_work
+
+MODES = ("estimate", "measure")
+WISDOM_FORMAT = "gridconv-wisdom"
+WISDOM_VERSION = 1
+
+# --- the cost model -------------------------------------------------------------------
+# Fitted on a 2-core x86 CPU (AVX2, torch with oneDNN and MKL) by benchmarks/calibrate.py,
+# to a log-time rms error of about 0.3 (a factor of 1.35). torch's direct convolution has
+# three regimes: a JIT kernel for kernels up to 7 wide (slower in 3-D and at few channels),
+# im2col + GEMM above that, and a naive reference loop (about 0.4 GMAC/s) for a single
+# channel or when the im2col buffer would be huge.
+CPU = {
+    "direct_jit_gmacs": 114.0,  # GMAC/s with many channel pairs; half of it at `..._half`
+    "direct_jit_half": 34.1,
+    "direct_jit_3d": 0.615,  # rate factor of 3-D JIT kernels
+    "direct_small3d_gmacs": 1.94,
+    "direct_gemm_gmacs": 36.8,
+    "direct_gemm_half": 43.7,
+    "direct_ref_gmacs": 0.329,
+    "direct_im2col_limit": 4.8e8,  # im2col elements above which oneDNN gives up on GEMM
+    "direct_per_point": 2.22e-9,  # seconds per padded input element (copies)
+    "direct_overhead": 4.45e-5,
+    "fft_unit_1d": 1.07e-10,  # seconds per butterfly; work from functional.fft.fft_work
+    "fft_unit_2d": 2.05e-10,
+    "fft_unit_3d": 3.82e-10,
+    "fft_mix": 3.09,  # relative weights of the other kinds of work
+    "fft_copy": 3.46,
+    "fft_kernel": 0.0805,
+    "fft_overhead": 4.59e-4,
+    "separable_gmacs": 6.13,  # depthwise 1-D passes
+    "separable_per_point": 4.55e-9,  # seconds per element read by a pass
+    "separable_overhead": 4.58e-4,
+}
+# cuDNN is fast at every kernel size it supports; FFTs and the 1-D passes cost launches.
+# Not calibrated (no GPU was at hand): on a GPU, use planning("measure").
+CUDA = {
+    **CPU,
+    "direct_jit_gmacs": 5000.0,
+    "direct_jit_half": 64.0,
+    "direct_jit_3d": 1.0,
+    "direct_small3d_gmacs": 5000.0,
+    "direct_gemm_gmacs": 5000.0,
+    "direct_gemm_half": 64.0,
+    "direct_ref_gmacs": 5000.0,
+    "direct_im2col_limit": math.inf,
+    "direct_per_point": 0.0,
+    "direct_overhead": 1e-5,
+    "fft_unit_1d": 2e-12,
+    "fft_unit_2d": 2e-12,
+    "fft_unit_3d": 2e-12,
+    "fft_overhead": 1e-4,
+    "separable_gmacs": 500.0,
+    "separable_per_point": 0.0,
+    "separable_overhead": 3e-5,
+}
+
+
+def _constants(device: torch.device) -> dict[str, float]:
+    return CUDA if device.type == "cuda" else CPU
+
+
+def _padded_points(batch: int, spec: ConvSpec) -> int:
+    return (
+        batch
+        * spec.in_channels
+        * math.prod(n + b + a for n, (b, a) in zip(spec.input_size, spec.pairs))
+    )
+
+
+def direct_seconds(batch: int, out_channels: int, spec: ConvSpec, device: torch.device) -> float:
+    """Predicted time of torch's direct convolution."""
+    c = _constants(device)
+    group_in = spec.in_channels // spec.groups
+    pairs = group_in * out_channels // spec.groups  # channel pairs per group
+    taps = math.prod(spec.kernel_size)
+    out = math.prod(spec.output_size)
+    macs = batch * out_channels * out * group_in * taps
+    widest = max(spec.kernel_size)
+    if spec.ndim == 3 and widest <= 3 and pairs <= 16:
+        rate = c["direct_small3d_gmacs"]  # few channels, 3x3x3: not oneDNN's JIT (measured)
+    elif widest <= 7:
+        rate = c["direct_jit_gmacs"] * pairs / (pairs + c["direct_jit_half"])
+        if spec.ndim == 3:
+            rate *= c["direct_jit_3d"]
+    else:
+        im2col = group_in * taps * out
+        single = spec.in_channels == 1 and out_channels == 1 and spec.ndim > 1
+        if single or spec.ndim == 3 or im2col > c["direct_im2col_limit"]:
+            rate = c["direct_ref_gmacs"]
+        else:
+            rate = c["direct_gemm_gmacs"] * pairs / (pairs + c["direct_gemm_half"])
+    points = _padded_points(batch, spec)
+    return macs / (rate * 1e9) + c["direct_per_point"] * points + c["direct_overhead"]
+
+
+def fft_seconds(batch: int, out_channels: int, spec: ConvSpec, device: torch.device) -> float:
+    """Predicted time of the FFT method (transforming the kernel included)."""
+    c = _constants(device)
+    work = fft_work(spec, batch, out_channels)
+    units = (
+        work["fft"]
+        + c["fft_copy"] * work["copy"]
+        + c["fft_mix"] * work["mix"]
+        + c["fft_kernel"] * work["kernel"]
+    )
+    return c[f"fft_unit_{spec.ndim}d"] * units + c["fft_overhead"]
+
+
+def separable_seconds(
+    batch: int, out_channels: int, spec: ConvSpec, device: torch.device, rank: int = 1
+) -> float:
+    """Predicted time of ``rank``-term separable passes."""
+    c = _constants(device)
+    fan = spec.in_channels * out_channels // spec.groups * rank
+    size = [n + b + a for n, (b, a) in zip(spec.input_size, spec.pairs)]
+    macs = points = 0
+    for i, k in enumerate(spec.kernel_size):
+        points += batch * (fan if i else spec.in_channels) * math.prod(size)
+        size[i] = spec.output_size[i]
+        macs += batch * fan * math.prod(size) * k
+    seconds = macs / (c["separable_gmacs"] * 1e9) + c["separable_per_point"] * points
+    return seconds + c["separable_overhead"]
+
+
+def estimates(
+    batch: int, out_channels: int, spec: ConvSpec, device: torch.device
+) -> dict[str, float]:
+    """Predicted seconds of each method (separable assuming a rank-one kernel)."""
+    times = {
+        "direct": direct_seconds(batch, out_channels, spec, device),
+        "fft": fft_seconds(batch, out_channels, spec, device),
+    }
+    if spec.ndim > 1:
+        times["separable"] = separable_seconds(batch, out_channels, spec, device)
+    return times
+
+
+# --- planning state -------------------------------------------------------------------
+_mode: contextvars.ContextVar[str] = contextvars.ContextVar("gridconv_planning", default="estimate")
+_measured: dict[str, str] = {}  # key -> winning method, for the whole process
+_estimated: dict[tuple, str] = {}
+
+
+def plan_key(x: Tensor, w: Tensor, spec: ConvSpec, separable: bool) -> str:
+    """What a measured choice depends on: shapes, hyper-parameters, dtype and device."""
+    return "|".join(
+        [
+            f"{x.device.type}",
+            str(x.dtype).replace("torch.", ""),
+            "x" + "x".join(map(str, x.shape)),
+            "w" + "x".join(map(str, w.shape)),
+            "s" + ",".join(map(str, spec.stride)),
+            "p" + ",".join(f"{b}-{a}" for b, a in spec.pairs),
+            "d" + ",".join(map(str, spec.dilation)),
+            f"g{spec.groups}",
+            spec.padding_mode,
+            "sep" if separable else "nosep",
+        ]
+    )
+
+
+def _time(run: Callable[[], Tensor], device: torch.device, repeats: int = 3) -> float:
+    """Median seconds of ``run`` after one warm-up call."""
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    run()
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        sync()
+        times.append(time.perf_counter() - start)
+        if times[-1] > 1.0:  # slow candidates are timed once: they lose anyway
+            break
+    return sorted(times)[len(times) // 2]
+
+
+def choose(
+    x: Tensor,
+    w: Tensor,
+    spec: ConvSpec,
+    runners: dict[str, Callable[[], Tensor]],
+    separable: Callable[[], bool],
+) -> str:
+    """The method ``conv(method="auto")`` uses for this call.
+
+    Args:
+        x, w, spec: the validated, batched convolution.
+        runners: a zero-argument function per method, run only when measuring.
+        separable: says (lazily) whether the kernel is exactly separable.
+    """
+    mode = _mode.get()
+    out_channels = w.shape[0]
+    if mode == "estimate":
+        key = (x.device.type, x.shape[0], out_channels, spec)
+        method = _estimated.get(key)
+        if method is None:
+            ranked = sorted(
+                estimates(x.shape[0], out_channels, spec, x.device).items(), key=_second
+            )
+            if len(_estimated) > 4096:
+                _estimated.clear()
+            method = _estimated.setdefault(key, ranked[0][0])
+        if method == "separable" and not separable():
+            times = estimates(x.shape[0], out_channels, spec, x.device)
+            method = "fft" if times["fft"] < times["direct"] else "direct"
+        return method
+    exact = spec.ndim > 1 and separable()
+    key = plan_key(x, w, spec, exact)
+    method = _measured.get(key)
+    if method is None:
+        guesses = estimates(x.shape[0], out_channels, spec, x.device)
+        if not exact:
+            guesses.pop("separable", None)
+        best_guess = min(guesses.values())
+        # Candidates the model puts 30x behind are not worth a (possibly very slow) run.
+        timed = {
+            name: _time(runners[name], x.device)
+            for name, guess in guesses.items()
+            if guess <= 30 * best_guess
+        }
+        method = _measured.setdefault(key, min(timed, key=timed.__getitem__))
+    return method
+
+
+def _second(item: tuple[str, float]) -> float:
+    return item[1]
+
+
+# --- wisdom files -------------------------------------------------------------------------
+def _read_wisdom(path: Path) -> dict[str, str] | None:
+    """The entries of a wisdom file; None (with a warning) if it is not a usable one."""
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, NotADirectoryError):  # nothing saved there yet
+        return {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        warnings.warn(
+            f"gridconv: ignoring wisdom file {path}: not readable JSON ({err}).", stacklevel=3
+        )
+        return None
+    if not isinstance(data, dict) or data.get("format") != WISDOM_FORMAT:
+        warnings.warn(
+            f"gridconv: ignoring {path}: not a gridconv wisdom file (no 'format': "
+            f"'{WISDOM_FORMAT}').",
+            stacklevel=3,
+        )
+        return None
+    entries = data.get("entries")
+    if data.get("version") != WISDOM_VERSION or not isinstance(entries, dict):
+        warnings.warn(f"gridconv: ignoring {path}: wisdom of another version.", stacklevel=3)
+        return {}
+    valid = ("direct", "fft", "separable")
+    return {k: v for k, v in entries.items() if isinstance(k, str) and v in valid}
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock beside ``path`` (POSIX), so that concurrent savers merge in turn."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: atomic replace alone
+        yield
+        return
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _write_wisdom(path: Path, entries: dict[str, str]) -> None:
+    """Merge ``entries`` into the file at ``path``, atomically (temp file, fsync, rename)."""
+    try:
+        with _locked(path):
+            existing = _read_wisdom(path)
+            if existing is None:
+                warnings.warn(
+                    f"gridconv: left {path} untouched: it is not a wisdom file.", stacklevel=3
+                )
+                return
+            merged = {**existing, **entries}
+            text = json.dumps(
+                {"format": WISDOM_FORMAT, "version": WISDOM_VERSION, "entries": merged},
+                indent=1,
+                sort_keys=True,
+            )
+            fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+            try:
+                with os.fdopen(fd, "w") as f:
+                    f.write(text)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+    except OSError as err:
+        warnings.warn(f"gridconv: could not save wisdom to {path}: {err}.", stacklevel=3)
+
+
+@contextlib.contextmanager
+def planning(mode: str = "estimate", *, wisdom: str | os.PathLike | None = None) -> Iterator[None]:
+    """Choose how ``method="auto"`` plans inside the ``with`` block.
+
+    Args:
+        mode: ``"estimate"`` (the default outside any block): the cost model, free.
+            ``"measure"``: time the candidate methods on the first call of each shape,
+            dtype and device, and reuse the winner for the rest of the process.
+        wisdom: a JSON file of measured choices: read on entry, merged and written back
+            atomically on exit. A corrupt or foreign file, or one that cannot be written,
+            gives a warning and is otherwise ignored.
+
+    Example:
+        >>> import torch, gridconv as gc
+        >>> x, w = torch.randn(1, 1, 64, 64), torch.randn(1, 1, 9, 9)
+        >>> with gc.planning("measure"):
+        ...     y = gc.conv(x, w, padding="same")  # times direct and fft once, then reuses
+    """
+    check_choice("mode", mode, MODES)
+    path = None
+    if wisdom is not None:
+        if not isinstance(wisdom, str | os.PathLike):
+            raise TypeError(f"`wisdom` must be a path, got {describe(wisdom)}.")
+        path = Path(wisdom)
+        _measured.update(_read_wisdom(path) or {})
+    token = _mode.set(mode)
+    try:
+        yield
+    finally:
+        _mode.reset(token)
+        if path is not None:
+            _write_wisdom(path, dict(_measured))
+
+
+def clear() -> None:
+    """Forget every measured and estimated choice of this process."""
+    _measured.clear()
+    _estimated.clear()

@@ -1,0 +1,115 @@
+"""fft_conv: every argument conv takes, the same results, gradients, fast lengths, tiling."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+
+import gridconv as gc
+from gridconv.functional.fft import fast_length, tile_plan
+from tests.strategies import configs
+
+PROPERTY = settings(max_examples=40, deadline=None)
+
+
+def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    """max |a - b| / max |b|: the issue's accuracy measure (absolute where b is all zero)."""
+    scale = float(b.abs().max())
+    return float((a - b).abs().max()) / (scale if scale > 0 else 1.0)
+
+
+def smooth(n: int) -> bool:
+    for p in (2, 3, 5, 7):
+        while n % p == 0:
+            n //= p
+    return n == 1
+
+
+def test_fast_length_is_the_next_7_smooth_number():
+    for n in range(1, 3000):
+        expected = next(m for m in range(n, 2 * n + 2) if smooth(m))
+        assert fast_length(n) == expected, n
+
+
+@PROPERTY
+@given(configs())
+def test_agrees_with_direct_in_float64(c):
+    x, w = c.x(), c.w()
+    ref = gc.conv(x, w, method="direct", **c.kwargs)
+    ours = gc.fft_conv(x, w, **c.kwargs)
+    assert ours.shape == ref.shape
+    assert relative_error(ours, ref) <= 1e-10
+    torch.testing.assert_close(gc.conv(x, w, method="fft", **c.kwargs), ours)
+
+
+@settings(max_examples=25, deadline=None)
+@given(configs())
+def test_gradients_agree_with_direct(c):
+    x, w = c.x().requires_grad_(), c.w().requires_grad_()
+    out = gc.conv(x, w, method="direct", **c.kwargs)
+    bias = torch.randn(out.shape[1:], dtype=torch.float64, requires_grad=True)  # untied
+    g = torch.randn_like(out)
+    ref = torch.autograd.grad(gc.conv(x, w, bias, method="direct", **c.kwargs), (x, w, bias), g)
+    ours = torch.autograd.grad(gc.fft_conv(x, w, bias, **c.kwargs), (x, w, bias), g)
+    for a, b in zip(ours, ref):
+        assert relative_error(a, b) <= 1e-10
+
+
+@pytest.mark.parametrize(
+    "x_shape, w_shape, kw",
+    [
+        ((2, 3, 40, 45), (4, 3, 9, 9), {"padding": "same"}),
+        ((1, 2, 300), (2, 2, 31), {"padding": "full", "padding_mode": "reflect"}),
+        ((1, 4, 12, 13, 14), (4, 1, 5, 3, 3), {"groups": 4, "stride": 2, "padding": "same"}),
+        ((2, 4, 64, 64), (6, 2, 7, 5), {"groups": 2, "dilation": (2, 3), "padding": 3}),
+    ],
+)
+def test_float32_accuracy(x_shape, w_shape, kw):
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(x_shape, generator=g), torch.randn(w_shape, generator=g)
+    ref = gc.conv(x.double(), w.double(), method="direct", **kw)
+    assert relative_error(gc.fft_conv(x, w, **kw).double(), ref) <= 1e-5
+
+
+def test_overlap_save_tiles_a_long_input():
+    n = 1 << 18
+    blocks, lengths = tile_plan((n + 15,), (16,), 1, 1, 1)
+    assert blocks[0] < n // 16  # tiled: each transform far shorter than the input
+    assert all(smooth(m) for m in lengths)
+    x = torch.randn(1, 1, n, dtype=torch.float64)
+    w = torch.randn(1, 1, 16, dtype=torch.float64)
+    ref = gc.conv(x, w, padding="same", method="direct")
+    assert relative_error(gc.fft_conv(x, w, padding="same"), ref) <= 1e-10
+
+
+def test_tiles_in_2d_with_stride_and_channels():
+    blocks, _ = tile_plan((1024 + 6, 1024 + 6), (7, 7), 2, 3, 1)
+    assert blocks[0] < 1024 and blocks[1] < 1024
+    x, w = torch.randn(1, 2, 1024, 1024), torch.randn(3, 2, 7, 7)
+    ref = gc.conv(x.double(), w.double(), padding="same", stride=3, method="direct")
+    assert relative_error(gc.fft_conv(x, w, padding="same", stride=3).double(), ref) <= 1e-5
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_is_transformed_in_float32(dtype):
+    x, w = torch.randn(1, 2, 32, 32), torch.randn(3, 2, 9, 9)
+    out = gc.fft_conv(x.to(dtype), w.to(dtype), padding="same")
+    assert out.dtype == dtype
+    ref = gc.conv(x.to(dtype).float(), w.to(dtype).float(), padding="same", method="direct")
+    assert relative_error(out.float(), ref) < 1e-2
+
+
+def test_gradcheck():
+    x = torch.randn(1, 2, 9, 8, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 2, 4, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    kw = {"padding": [(1, 2), (0, 1)], "stride": (2, 1), "padding_mode": "circular"}
+    assert torch.autograd.gradcheck(lambda x, w, b: gc.fft_conv(x, w, b, **kw), (x, w, b))
+
+
+def test_unbatched_and_bias():
+    x, w, b = torch.randn(3, 20, 20), torch.randn(2, 3, 5, 5), torch.randn(2)
+    torch.testing.assert_close(
+        gc.fft_conv(x, w, b, padding="same"), gc.conv(x, w, b, padding="same"), atol=1e-4, rtol=1e-4
+    )

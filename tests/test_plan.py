@@ -1,0 +1,233 @@
+"""method="auto" and planning: the cost model's choices, measuring, caching, wisdom files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+
+import gridconv as gc
+from gridconv import plan
+
+
+@pytest.fixture(autouse=True)
+def fresh_plans():
+    plan.clear()
+    yield
+    plan.clear()
+
+
+def gaussian(k: int, channels: int = 1) -> torch.Tensor:
+    t = torch.linspace(-2, 2, k)
+    g = torch.exp(-(t**2))
+    return torch.outer(g, g).expand(channels, 1, k, k).contiguous()
+
+
+def test_cost_model_picks_direct_for_small_and_fft_for_large_kernels():
+    small = gc.functional.auto_method_for(
+        torch.randn(8, 16, 64, 64), torch.randn(32, 16, 3, 3), padding="same"
+    )
+    large = gc.functional.auto_method_for(
+        torch.randn(1, 1, 512, 512), torch.randn(1, 1, 63, 63), padding="same"
+    )
+    assert (small, large) == ("direct", "fft")
+
+
+def test_auto_takes_the_separable_path_only_for_exactly_separable_kernels(monkeypatch):
+    real = plan.estimates
+
+    def separable_always_cheapest(*args):
+        times = real(*args)
+        times["separable"] = 0.0
+        return times
+
+    monkeypatch.setattr(plan, "estimates", separable_always_cheapest)
+    x = torch.randn(1, 3, 64, 64)
+    assert (
+        gc.functional.auto_method_for(x, gaussian(15, 3), padding="same", groups=3) == "separable"
+    )
+    rough = gaussian(15, 3) + 1e-3 * torch.randn(3, 1, 15, 15)
+    assert gc.functional.auto_method_for(x, rough, padding="same", groups=3) != "separable"
+    trained = gaussian(15, 3).requires_grad_()  # needs a gradient: never the separable path
+    assert gc.functional.auto_method_for(x, trained, padding="same", groups=3) != "separable"
+
+
+def test_auto_never_changes_results_beyond_rounding():
+    x = torch.randn(2, 3, 80, 80, dtype=torch.float64)
+    for w, groups in [(gaussian(31, 3).double(), 3), (torch.randn(4, 3, 21, 21).double(), 1)]:
+        ref = gc.conv(x, w, padding="same", groups=groups, method="direct")
+        torch.testing.assert_close(gc.conv(x, w, padding="same", groups=groups), ref)
+
+
+def count_timings(monkeypatch) -> list:
+    calls = []
+    real = plan._time
+
+    def counting(run, device, repeats=3):
+        calls.append(run)
+        return real(run, device, repeats)
+
+    monkeypatch.setattr(plan, "_time", counting)
+    return calls
+
+
+def test_measure_times_once_per_shape_and_caches(monkeypatch):
+    calls = count_timings(monkeypatch)
+    x, w = torch.randn(1, 1, 64, 64), torch.randn(1, 1, 9, 9)
+    with gc.planning("measure"):
+        first = gc.conv(x, w, padding="same")
+        timed = len(calls)
+        second = gc.conv(x, w, padding="same")
+    assert timed >= 2 and len(calls) == timed  # direct and fft timed once, then reused
+    torch.testing.assert_close(first, second)
+    with gc.planning("measure"):
+        gc.conv(torch.randn(2, 1, 64, 64), w, padding="same")  # a new shape: timed again
+    assert len(calls) > timed
+
+
+def test_wisdom_round_trip(tmp_path, monkeypatch):
+    path = tmp_path / "wisdom.json"
+    x, w = torch.randn(1, 1, 64, 64), torch.randn(1, 1, 9, 9)
+    with gc.planning("measure", wisdom=path):
+        gc.conv(x, w, padding="same")
+    data = json.loads(path.read_text())
+    assert data["format"] == "gridconv-wisdom" and len(data["entries"]) == 1
+    plan.clear()
+    calls = count_timings(monkeypatch)
+    with gc.planning("measure", wisdom=path):
+        gc.conv(x, w, padding="same")
+    assert calls == []  # the choice came from the file
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"some": "other tool"}', "\x00\xff binary"])
+def test_corrupt_or_foreign_wisdom_warns_and_is_left_alone(tmp_path, content):
+    path = tmp_path / "wisdom.json"
+    path.write_text(content, errors="surrogateescape")
+    x, w = torch.randn(1, 1, 32, 32), torch.randn(1, 1, 5, 5)
+    with pytest.warns(UserWarning, match="gridconv"), gc.planning("measure", wisdom=path):
+        out = gc.conv(x, w, padding="same")
+    assert out.shape == (1, 1, 32, 32)
+    assert path.read_text(errors="surrogateescape") == content
+
+
+def test_wisdom_of_another_version_is_ignored_and_replaced(tmp_path):
+    path = tmp_path / "wisdom.json"
+    path.write_text(
+        json.dumps({"format": "gridconv-wisdom", "version": 99, "entries": {"k": "fft"}})
+    )
+    with pytest.warns(UserWarning, match="another version"), gc.planning("measure", wisdom=path):
+        gc.conv(torch.randn(1, 1, 32, 32), torch.randn(1, 1, 5, 5))
+    data = json.loads(path.read_text())
+    assert data["version"] == plan.WISDOM_VERSION and "k" not in data["entries"]
+
+
+def test_unwritable_wisdom_path_warns(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    path = blocker / "wisdom.json"  # its parent is a file: nothing can be written there
+    with (
+        pytest.warns(UserWarning, match="could not save wisdom"),
+        gc.planning("measure", wisdom=path),
+    ):
+        gc.conv(torch.randn(1, 1, 32, 32), torch.randn(1, 1, 5, 5))
+
+
+def test_read_only_directory_warns(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Read-only file system")
+
+    monkeypatch.setattr(plan.tempfile, "mkstemp", refuse)
+    with (
+        pytest.warns(UserWarning, match="could not save wisdom"),
+        gc.planning("measure", wisdom=tmp_path / "w.json"),
+    ):
+        gc.conv(torch.randn(1, 1, 32, 32), torch.randn(1, 1, 5, 5))
+    assert not (tmp_path / "w.json").exists()
+
+
+WRITER = """
+import sys, warnings
+from gridconv import plan
+warnings.simplefilter("error")
+path, tag = sys.argv[1], sys.argv[2]
+for i in range(40):
+    plan._write_wisdom(__import__("pathlib").Path(path), {f"{tag}-{i}": "fft"})
+"""
+
+
+def test_concurrent_writers_lose_nothing(tmp_path):
+    path = tmp_path / "wisdom.json"
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), tag]) for tag in ("a", "b")]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    entries = json.loads(path.read_text())["entries"]
+    assert set(entries) == {f"{tag}-{i}" for tag in "ab" for i in range(40)}
+
+
+def test_bad_planning_arguments():
+    with (
+        pytest.raises(ValueError, match=r"`mode` must be one of 'estimate', 'measure'"),
+        gc.planning("exhaustive"),
+    ):
+        pass
+    with (
+        pytest.raises(TypeError, match=r"`wisdom` must be a path"),
+        gc.planning("measure", wisdom=3),
+    ):
+        pass
+
+
+def test_eval_layers_cache_the_transformed_kernel_until_the_weight_changes(monkeypatch):
+    conv_module = sys.modules["gridconv.functional.conv"]  # the module, not the function
+
+    prepared = []
+    real = conv_module.prepare_fft
+
+    def spy(w, spec):
+        prepared.append(spec)
+        return real(w, spec)
+
+    monkeypatch.setattr(conv_module, "prepare_fft", spy)
+    layer = gc.nn.Conv2d(2, 3, 15, padding="same", method="fft", bias=False).eval()
+    x = torch.randn(1, 2, 40, 40)
+    with torch.no_grad():
+        first = layer(x)
+        layer(x)
+        assert len(prepared) == 1
+        layer.weight.mul_(2)  # an in-place update, as an optimizer step does
+        second = layer(x)
+    assert len(prepared) == 2
+    torch.testing.assert_close(second, 2 * first, rtol=1e-4, atol=1e-4)
+    layer.load_state_dict({"weight": torch.zeros_like(layer.weight)})
+    with torch.no_grad():
+        assert layer(x).abs().max() == 0
+    layer.train()
+    layer(x)
+    layer(x)
+    assert len(prepared) == 5  # training mode never caches
+
+
+def test_eval_cache_is_skipped_when_the_weight_needs_a_gradient():
+    layer = gc.nn.Conv2d(1, 1, 11, padding="same", method="fft").eval()
+    loss = layer(torch.randn(1, 1, 30, 30)).square().sum()
+    loss.backward()
+    assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
+
+
+def test_a_layer_with_a_cache_still_pickles_and_copies(tmp_path):
+    import copy
+
+    layer = gc.nn.Conv2d(1, 2, 9, padding="same").eval()
+    with torch.no_grad():
+        layer(torch.randn(1, 1, 20, 20))
+    clone = copy.deepcopy(layer)
+    torch.save(layer, tmp_path / "layer.pt")
+    x = torch.randn(1, 1, 20, 20)
+    torch.testing.assert_close(clone(x), layer(x))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = torch.load(tmp_path / "layer.pt", weights_only=False)
+    torch.testing.assert_close(loaded(x), layer(x))
