@@ -156,7 +156,7 @@ def test_errors():
         gc.separable_conv(x, w)
     with pytest.raises(ValueError, match=r"`x` must have shape .* with 2 spatial dims"):
         gc.separable_conv(torch.randn(1, 3, 10, 10, 10), kernel)
-    with pytest.raises(ValueError, match=r"`kernel.factors\[1\]` must have shape .* = \(2, 3, 4, k\)"):
+    with pytest.raises(ValueError, match=r"`kernel.factors\[1\]` must .* = \(2, 3, 4, k\)"):
         gc.separable_conv(x, gc.SeparableKernel((kernel.factors[0], torch.randn(2, 3, 1, 4))))
     with pytest.raises(TypeError, match=r"`kernel` has dtype torch.float64 but `x`"):
         gc.separable_conv(x, gc.decompose(w.double()))

@@ -16,6 +16,7 @@ from gridconv.functional import (
     is_separable,
     separable_conv,
 )
+from gridconv.memory import keep_freed_memory
 from gridconv.plan import planning
 
 __version__ = "0.1.0"
@@ -31,6 +32,7 @@ __all__ = [
     "fft_conv",
     "functional",
     "is_separable",
+    "keep_freed_memory",
     "nn",
     "plan",
     "planning",

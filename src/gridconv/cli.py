@@ -15,6 +15,7 @@ from typing import TextIO
 import torch
 
 from gridconv import __version__, bench, data, models
+from gridconv.memory import keep_freed_memory
 from gridconv.train import BatchReport, fit
 
 
@@ -52,6 +53,7 @@ def _positive_int(text: str) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    keep_freed_memory()
     torch.manual_seed(args.seed)
     print(f"gridconv {__version__} demo: a ConvNet of gridconv.nn.Conv2d layers on MNIST (5k)")
     train, test = data.load("mnist5k")
@@ -120,6 +122,7 @@ def _bench_table(records: list[bench.Record]) -> str:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    kept = keep_freed_memory() if not args.default_malloc else False
     suites = tuple(args.suite) if args.suite else bench.SUITES
     unknown = [s for s in suites if s not in bench.SUITES]
     if unknown:
@@ -137,7 +140,9 @@ def _bench(args: argparse.Namespace) -> int:
         bar.step(i, total, f"{record.suite}: {record.case}  ({elapsed:.0f} s)")
     figures = bench.summary(records)
     if args.json:
-        print(json.dumps({"records": [r.as_dict() for r in records], "summary": figures}, indent=1))
+        meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "kept": kept}
+        records_json = [r.as_dict() for r in records]
+        print(json.dumps({"meta": meta, "records": records_json, "summary": figures}, indent=1))
     else:
         print(
             f"torch {torch.__version__}, {torch.get_num_threads()} threads; medians in ms, "
@@ -179,6 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     timing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     timing.add_argument(
         "--plot", metavar="PNG", help="also plot the direct/FFT/separable crossover"
+    )
+    timing.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="let glibc return freed memory to the OS (by default the bench keeps it)",
     )
     timing.set_defaults(run=_bench)
     return parser

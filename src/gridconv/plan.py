@@ -169,6 +169,11 @@ _measured: dict[str, str] = {}  # key -> winning method, for the whole process
 _estimated: dict[tuple, str] = {}
 
 
+def current_mode() -> str:
+    """``"estimate"`` or ``"measure"``: how ``method="auto"`` plans here and now."""
+    return _mode.get()
+
+
 def plan_key(x: Tensor, w: Tensor, spec: ConvSpec, separable: bool) -> str:
     """What a measured choice depends on: shapes, hyper-parameters, dtype and device."""
     return "|".join(

@@ -117,7 +117,46 @@ def conv_spec(
     """Validate the hyper-parameters of convolving ``w`` over ``(in_channels, *input_size)``.
 
     ``w`` is the kernel tensor, or anything with its ``shape`` (a :class:`SeparableKernel`).
+    Valid specs are remembered by the ``repr`` of their arguments (which tells ``True`` from
+    ``1``), so that a layer called again and again validates once.
     """
+    key = repr(
+        (
+            tuple(w.shape),
+            in_channels,
+            tuple(input_size),
+            stride,
+            padding,
+            dilation,
+            groups,
+            padding_mode,
+        )
+    )
+    spec = _SPECS.get(key)
+    if spec is None:
+        spec = _conv_spec(
+            w, in_channels, input_size, stride, padding, dilation, groups, padding_mode, x_name
+        )
+        if len(_SPECS) > 4096:
+            _SPECS.clear()
+        _SPECS[key] = spec
+    return spec
+
+
+_SPECS: dict[str, ConvSpec] = {}
+
+
+def _conv_spec(
+    w: Tensor | HasShape,
+    in_channels: int,
+    input_size: Sequence[int],
+    stride: int | Sequence[int],
+    padding: Padding,
+    dilation: int | Sequence[int],
+    groups: int,
+    padding_mode: str,
+    x_name: str,
+) -> ConvSpec:
     d = len(w.shape) - 2
     out_channels, group_in, *kernel_size = w.shape
     groups = check_int("groups", groups, minimum=1)

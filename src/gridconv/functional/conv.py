@@ -14,6 +14,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.utils.weak import WeakIdKeyDictionary
 
 from gridconv import plan
 from gridconv._checks import check_choice, describe
@@ -70,6 +71,21 @@ class KernelCache:
 
 def _cached(cache: KernelCache | None, w: Tensor, key: Hashable, build: Callable[[], Any]) -> Any:
     return build() if cache is None else cache.get(w, key, build)
+
+
+# What is small to keep (whether a kernel is separable, and its factors) is kept per kernel
+# tensor even without a layer's cache, so that repeated functional calls with one fixed
+# kernel (a Gaussian blur, say) decompose it once. Spectra, which can be large, are not.
+_SMALL_CACHES: WeakIdKeyDictionary = WeakIdKeyDictionary()
+
+
+def _small(cache: KernelCache | None, w: Tensor) -> KernelCache:
+    if cache is not None:
+        return cache
+    small = _SMALL_CACHES.get(w)
+    if small is None:
+        small = _SMALL_CACHES[w] = KernelCache()
+    return small
 
 
 def _tolerance(dtype: torch.dtype, ulps: float) -> float:
@@ -129,7 +145,7 @@ class _ExactSeparable(torch.autograd.Function):
 def _separable(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None = None) -> Tensor:
     """Exact: as many separable terms as the kernel needs (one when it is separable)."""
     rtol = _tolerance(w.dtype, 8)
-    kernel = _cached(cache, w, "separable", lambda: decompose(w, rtol=rtol))
+    kernel = _small(cache, w).get(w, "separable", lambda: decompose(w, rtol=rtol))
     if torch.is_grad_enabled() and w.requires_grad:
         return _ExactSeparable.apply(x, w, spec, kernel)
     return apply_separable(x, kernel, spec)
@@ -151,7 +167,7 @@ def _auto(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None) -> st
         if spec.ndim < 2 or (torch.is_grad_enabled() and w.requires_grad):
             return False
         rtol = _tolerance(w.dtype, 32)
-        return _cached(cache, w, "rank-one", lambda: is_rank_one(w, rtol))
+        return _small(cache, w).get(w, "rank-one", lambda: is_rank_one(w, rtol))
 
     def runner(name: str) -> Callable[[], Tensor]:
         def run() -> Tensor:
@@ -161,9 +177,8 @@ def _auto(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None) -> st
         return run
 
     runners = {name: runner(name) for name in _METHODS}
-    return _cached(
-        cache, w, ("auto", x.shape[0], spec), lambda: plan.choose(x, w, spec, runners, separable)
-    )
+    key = ("auto", plan.current_mode(), x.shape[0], spec)
+    return _cached(cache, w, key, lambda: plan.choose(x, w, spec, runners, separable))
 
 
 def conv(

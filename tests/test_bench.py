@@ -1,0 +1,56 @@
+"""gridconv bench: the harness times every candidate side by side and reports ratios."""
+
+from __future__ import annotations
+
+import json
+
+from gridconv import bench
+from gridconv.cli import main
+
+
+def test_quick_suite_times_every_candidate():
+    records = [r for _, _, r in bench.run(("large-kernel", "separable"), quick=True, rounds=2)]
+    assert len(records) == 3
+    for r in records:
+        expected = {"auto", "auto (measured)", "direct", "fft", "torch conv2d", "scipy fftconvolve"}
+        assert expected <= set(r.seconds)
+        assert all(t > 0 for t in r.seconds.values())
+        assert r.ratios()["auto"] == 1.0
+        assert r.auto_method in ("direct", "fft", "separable")
+        assert r.regret() >= r.seconds["auto"] / max(r.seconds.values())
+    separable = records[-1]
+    assert "separable" in separable.seconds  # a Gaussian: exactly separable
+    summary = bench.summary(records)
+    assert summary["regret_max"] >= summary["regret_gmean"] > 0
+
+
+def test_scipy_peers_compute_the_same_convolution():
+    import torch
+
+    case = bench.Case("t", 2, 3, 4, (20, 21), 5)
+    x, w = case.tensors(torch.Generator().manual_seed(0))
+    ref = bench.conv(x, w, padding="same", method="direct").numpy()
+    peers = bench._scipy_candidates(case, x, w)
+    assert set(peers) == {"scipy fftconvolve", "scipy oaconvolve"}
+    for run in peers.values():
+        assert abs(run() - ref).max() < 1e-4
+
+
+def test_cli_json_and_plot(tmp_path, capsys):
+    png = tmp_path / "crossover.png"
+    assert main(["bench", "--quick", "--suite", "1d", "--rounds", "1", "--json", "--plot", str(png)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {r["suite"] for r in data["records"]} == {"1d", "crossover"}
+    assert "regret_max" in data["summary"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_table(capsys):
+    assert main(["bench", "--quick", "--suite", "3d", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "auto chose" in out and "torch conv3d" in out and "regret_max" in out
+
+
+def test_cli_rejects_an_unknown_suite(capsys):
+    assert main(["bench", "--suite", "huge"]) == 2
+    assert "unknown --suite 'huge'" in capsys.readouterr().err
