@@ -127,6 +127,7 @@ FITTED = {
         "direct_jit_half",
         "direct_jit_3d",
         "direct_small3d_gmacs",
+        "direct_depthwise_gmacs",
         "direct_gemm_gmacs",
         "direct_gemm_half",
         "direct_ref_gmacs",

@@ -38,7 +38,10 @@ def test_scipy_peers_compute_the_same_convolution():
 
 def test_cli_json_and_plot(tmp_path, capsys):
     png = tmp_path / "crossover.png"
-    assert main(["bench", "--quick", "--suite", "1d", "--rounds", "1", "--json", "--plot", str(png)]) == 0
+    assert (
+        main(["bench", "--quick", "--suite", "1d", "--rounds", "1", "--json", "--plot", str(png)])
+        == 0
+    )
     data = json.loads(capsys.readouterr().out)
     assert {r["suite"] for r in data["records"]} == {"1d", "crossover"}
     assert "regret_max" in data["summary"]

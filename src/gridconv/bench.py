@@ -124,12 +124,15 @@ def _scipy_candidates(case: Case, x: torch.Tensor, w: torch.Tensor) -> dict[str,
     else:  # (N, 1, C, *n) with (1, O, C, *k), then sum over C
         a, b = xs[:, None], ws[None]
         reduce = 2
+    # scipy 1.17's mode="same" crops broadcast inputs wrongly: take "full" and centre it.
+    start = (case.kernel - 1) // 2
+    centre = (..., *(slice(start, start + n) for n in case.size))
     out: dict[str, Callable] = {}
     for name in ("fftconvolve", "oaconvolve"):
         fn = getattr(signal, name)
 
         def run(fn: Callable = fn) -> object:
-            y = fn(a, b, mode="same", axes=axes)
+            y = fn(a, b, mode="full", axes=axes)[centre]
             return y.sum(reduce) if reduce is not None else y
 
         out[f"scipy {name}"] = run

@@ -33,31 +33,33 @@ WISDOM_VERSION = 1
 
 # --- the cost model -------------------------------------------------------------------
 # Fitted on a 2-core x86 CPU (AVX2, torch with oneDNN and MKL) by benchmarks/calibrate.py,
-# to a log-time rms error of about 0.3 (a factor of 1.35). torch's direct convolution has
+# to a log-time rms error of 0.22-0.45 (a factor of 1.25-1.6), with freed memory kept
+# (gridconv.keep_freed_memory). torch's direct convolution has
 # three regimes: a JIT kernel for kernels up to 7 wide (slower in 3-D and at few channels),
 # im2col + GEMM above that, and a naive reference loop (about 0.4 GMAC/s) for a single
 # channel or when the im2col buffer would be huge.
 CPU = {
-    "direct_jit_gmacs": 114.0,  # GMAC/s with many channel pairs; half of it at `..._half`
-    "direct_jit_half": 34.1,
-    "direct_jit_3d": 0.615,  # rate factor of 3-D JIT kernels
-    "direct_small3d_gmacs": 1.94,
-    "direct_gemm_gmacs": 36.8,
-    "direct_gemm_half": 43.7,
-    "direct_ref_gmacs": 0.329,
+    "direct_jit_gmacs": 101.0,  # GMAC/s with many channel pairs; half of it at `..._half`
+    "direct_jit_half": 22.7,
+    "direct_jit_3d": 0.542,  # rate factor of 3-D JIT kernels
+    "direct_small3d_gmacs": 3.32,
+    "direct_depthwise_gmacs": 17.2,
+    "direct_gemm_gmacs": 33.2,
+    "direct_gemm_half": 26.4,
+    "direct_ref_gmacs": 0.358,
     "direct_im2col_limit": 4.8e8,  # im2col elements above which oneDNN gives up on GEMM
-    "direct_per_point": 2.22e-9,  # seconds per padded input element (copies)
-    "direct_overhead": 4.45e-5,
-    "fft_unit_1d": 1.07e-10,  # seconds per butterfly; work from functional.fft.fft_work
-    "fft_unit_2d": 2.05e-10,
-    "fft_unit_3d": 3.82e-10,
-    "fft_mix": 3.09,  # relative weights of the other kinds of work
-    "fft_copy": 3.46,
-    "fft_kernel": 0.0805,
-    "fft_overhead": 4.59e-4,
-    "separable_gmacs": 6.13,  # depthwise 1-D passes
-    "separable_per_point": 4.55e-9,  # seconds per element read by a pass
-    "separable_overhead": 4.58e-4,
+    "direct_per_point": 1.43e-9,  # seconds per padded input element (copies)
+    "direct_overhead": 3.62e-5,
+    "fft_unit_1d": 2.23e-10,  # seconds per butterfly; work from functional.fft.fft_work
+    "fft_unit_2d": 2.04e-10,
+    "fft_unit_3d": 3.29e-10,
+    "fft_mix": 2.17,  # relative weights of the other kinds of work
+    "fft_copy": 0.5,
+    "fft_kernel": 0.0165,
+    "fft_overhead": 4.72e-4,
+    "separable_gmacs": 6.69,  # depthwise 1-D passes
+    "separable_per_point": 1.97e-9,  # seconds per element read by a pass
+    "separable_overhead": 9.71e-5,
 }
 # cuDNN is fast at every kernel size it supports; FFTs and the 1-D passes cost launches.
 # Not calibrated (no GPU was at hand): on a GPU, use planning("measure").
@@ -67,6 +69,7 @@ CUDA = {
     "direct_jit_half": 64.0,
     "direct_jit_3d": 1.0,
     "direct_small3d_gmacs": 5000.0,
+    "direct_depthwise_gmacs": 5000.0,
     "direct_gemm_gmacs": 5000.0,
     "direct_gemm_half": 64.0,
     "direct_ref_gmacs": 5000.0,
@@ -106,6 +109,8 @@ def direct_seconds(batch: int, out_channels: int, spec: ConvSpec, device: torch.
     widest = max(spec.kernel_size)
     if spec.ndim == 3 and widest <= 3 and pairs <= 16:
         rate = c["direct_small3d_gmacs"]  # few channels, 3x3x3: not oneDNN's JIT (measured)
+    elif widest <= 7 and group_in == 1 and spec.groups > 1:
+        rate = c["direct_depthwise_gmacs"]  # oneDNN's depthwise JIT kernel
     elif widest <= 7:
         rate = c["direct_jit_gmacs"] * pairs / (pairs + c["direct_jit_half"])
         if spec.ndim == 3:

@@ -23,9 +23,9 @@ from gridconv.functional.padding import pad
 # Costs relative to one FFT butterfly (per point per log2 of the length), fitted on the CPU
 # by benchmarks/calibrate.py: a complex multiply-add of the channel mixing, a copied point
 # of an overlapping tile, a complex multiply-add of the kernel's DFT.
-MIX_WEIGHT = 3.09
-TILE_WEIGHT = 3.46
-KERNEL_WEIGHT = 0.08
+MIX_WEIGHT = 2.17
+TILE_WEIGHT = 0.5
+KERNEL_WEIGHT = 0.0165
 
 
 @functools.lru_cache(maxsize=4096)
@@ -177,10 +177,18 @@ def _conj_dft(w: Tensor, dim: int, length: int, half: bool) -> Tensor:
             return torch.fft.rfft(w, n=length, dim=dim).conj_physical()
         # sum_k w[k] e^{+2 pi i f k / L}: an unnormalised inverse FFT
         return torch.fft.ifft(w.to(complex_dtype), n=length, dim=dim, norm="forward")
-    f = torch.arange(bins, dtype=torch.float64, device=w.device)
-    phase = (f[:, None] * torch.arange(k, dtype=torch.float64, device=w.device)) % length
-    dft = torch.polar(torch.ones_like(phase), 2 * math.pi * phase / length).to(complex_dtype)
+    dft = _conj_dft_matrix(k, length, bins, complex_dtype, w.device)
     return torch.tensordot(dft, w.to(complex_dtype), dims=([1], [dim])).movedim(0, dim)
+
+
+@functools.lru_cache(maxsize=256)
+def _conj_dft_matrix(
+    k: int, length: int, bins: int, dtype: torch.dtype, device: torch.device
+) -> Tensor:
+    """``exp(+2 pi i f j / length)`` for ``bins`` frequencies f and ``k`` taps j."""
+    f = torch.arange(bins, dtype=torch.float64, device=device)
+    phase = (f[:, None] * torch.arange(k, dtype=torch.float64, device=device)) % length
+    return torch.polar(torch.ones_like(phase), 2 * math.pi * phase / length).to(dtype)
 
 
 def prepare_fft(w: Tensor, spec: ConvSpec) -> FFTKernel:
