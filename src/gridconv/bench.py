@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import random
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -189,6 +190,18 @@ class Record:
         }
 
 
+SKIP_DIRECT = 20.0  # seconds: gridconv's direct method is torch's kernel; time it once only
+
+
+def _direct_estimate(x: torch.Tensor, w: torch.Tensor, case: Case) -> float:
+    from gridconv.functional._spec import setup
+
+    xb, spec, _ = setup(
+        x, w, None, stride=1, padding="same", dilation=1, groups=case.groups, padding_mode="zeros"
+    )
+    return plan.direct_seconds(xb.shape[0], w.shape[0], spec, xb.device)
+
+
 def _candidates(case: Case, x: torch.Tensor, w: torch.Tensor) -> dict[str, Callable]:
     d = len(case.size)
     kw = {"padding": "same", "groups": case.groups}
@@ -197,6 +210,8 @@ def _candidates(case: Case, x: torch.Tensor, w: torch.Tensor) -> dict[str, Calla
         "direct": lambda: conv(x, w, method="direct", **kw),
         "fft": lambda: conv(x, w, method="fft", **kw),
     }
+    if _direct_estimate(x, w, case) > SKIP_DIRECT:
+        del found["direct"]  # torch's own column times the same kernel once: enough
 
     def measured() -> torch.Tensor:
         with plan.planning("measure"):
@@ -213,11 +228,16 @@ def _candidates(case: Case, x: torch.Tensor, w: torch.Tensor) -> dict[str, Calla
     return found
 
 
-def time_case(case: Case, rounds: int = 5, slow: float = 3.0, seed: int = 0) -> Record:
-    """Median time of every candidate of ``case``, in ``rounds`` interleaved rounds.
+def time_case(
+    case: Case, rounds: int = 5, slow: float = 3.0, seed: int = 0, budget: float = 0.3
+) -> Record:
+    """Median time of every candidate of ``case``, in at least ``rounds`` interleaved rounds.
 
-    A candidate whose first (warm-up) call takes more than ``slow`` seconds is not run
-    again: that call is its time.
+    Each round runs the candidates in a fresh random order, so that whichever follows a
+    cache-flushing giant is a different one each time. Fast cases get more rounds, up to 40,
+    until the fastest candidate has had about ``budget`` seconds (candidates 50 times slower
+    than the fastest sit those out). A candidate whose first
+    (warm-up) call takes more than ``slow`` seconds is not run again: that call is its time.
     """
     generator = torch.Generator().manual_seed(seed)
     x, w = case.tensors(generator)
@@ -230,10 +250,15 @@ def time_case(case: Case, rounds: int = 5, slow: float = 3.0, seed: int = 0) -> 
             run()
             times[name] = [time.perf_counter() - start]
         fast = [name for name, t in times.items() if t[0] <= slow]
+        quickest = min((times[name][0] for name in fast), default=slow)
+        near = [name for name in fast if times[name][0] <= 50 * quickest]  # worth more rounds
+        order = random.Random(seed)
         for name in fast:
             times[name] = []
-        for _ in range(rounds):
-            for name in fast:
+        for i in range(max(rounds, min(40, int(budget / max(quickest, 1e-6))))):
+            names = fast if i < rounds else near
+            order.shuffle(names)
+            for name in names:
                 start = time.perf_counter()
                 found[name]()
                 times[name].append(time.perf_counter() - start)
