@@ -77,10 +77,14 @@ def time_method(x, w, groups, method, budget=1.0):
     return statistics.median(times), len(times)
 
 
-def measure() -> None:
+def measure(methods: tuple[str, ...] = ("direct", "fft", "separable")) -> None:
+    """Time ``methods`` on the grid; other methods' timings already on file are kept."""
     gc.keep_freed_memory()  # as `gridconv bench` does: no page faults in the timings
     torch.set_grad_enabled(False)
     warnings.filterwarnings("ignore")
+    old = {}
+    if OUT.exists():
+        old = {json.dumps(r["key"]): r["seconds"] for r in json.loads(OUT.read_text())["rows"]}
     rows = []
     g = grid()
     for i, (N, C, O, G, size, k) in enumerate(g):
@@ -89,8 +93,10 @@ def measure() -> None:
         _, spec, _ = setup(
             x, w, None, stride=1, padding="same", dilation=1, groups=G, padding_mode="zeros"
         )
-        row = {"N": N, "C": C, "O": O, "G": G, "size": size, "k": k, "seconds": {}}
-        for method in ("direct", "fft", "separable"):
+        key = [N, C, O, G, list(size), k]
+        row = {"key": key, "N": N, "C": C, "O": O, "G": G, "size": size, "k": k}
+        row["seconds"] = {m: t for m, t in old.get(json.dumps(key), {}).items() if m not in methods}
+        for method in methods:
             if method == "separable":
                 if len(size) == 1 or G != C:
                     continue  # the passes matter for depthwise kernels; the rest fan out
@@ -143,7 +149,12 @@ FITTED = {
         "fft_kernel",
         "fft_overhead",
     ],
-    "separable": ["separable_gmacs", "separable_per_point", "separable_overhead"],
+    "separable": [
+        "separable_gmacs",
+        "separable_per_point",
+        "separable_per_moved_point",
+        "separable_overhead",
+    ],
 }
 
 
@@ -179,4 +190,8 @@ def fit() -> None:
 
 
 if __name__ == "__main__":
-    {"measure": measure, "fit": fit}[sys.argv[1] if len(sys.argv) > 1 else "fit"]()
+    command = sys.argv[1] if len(sys.argv) > 1 else "fit"
+    if command == "measure":
+        measure(tuple(sys.argv[2:]) or ("direct", "fft", "separable"))
+    else:
+        fit()

@@ -67,9 +67,9 @@ def count_timings(monkeypatch) -> list:
     calls = []
     real = plan._time
 
-    def counting(run, device, repeats=3):
-        calls.append(run)
-        return real(run, device, repeats)
+    def counting(runners, device):
+        calls.extend(runners)
+        return real(runners, device)
 
     monkeypatch.setattr(plan, "_time", counting)
     return calls

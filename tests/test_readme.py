@@ -10,14 +10,17 @@ import torch
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_readme_python_blocks_run():
+def test_readme_python_blocks_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the examples may write files (a wisdom file)
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
     assert len(blocks) >= 2
     namespace: dict = {}
     for block in blocks:
         exec(compile(block, str(README), "exec"), namespace)
-    # The last block ends by comparing x.grad with conv_transpose of the output gradient.
+    # The backward-pass block compares x.grad with conv_transpose of the output gradient.
     x, g, w = namespace["x"], namespace["g"], namespace["w"]
     gx = namespace["gc"].conv_transpose(g, w, input_size=x.shape, stride=2, padding="same")
     torch.testing.assert_close(x.grad, gx)
     assert namespace["M"].shape == (16 * 29 * 29, 3 * 32 * 32)
+    assert namespace["k"].rank == 1 and namespace["low"].rank == 2
+    assert (tmp_path / "wisdom.json").exists()

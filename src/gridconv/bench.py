@@ -322,6 +322,7 @@ def plot_crossover(records: list[Record], path: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullLocator
 
     rows = [r for r in records if r.suite == "crossover"]
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -331,6 +332,9 @@ def plot_crossover(records: list[Record], path: str) -> None:
             ax.plot(*zip(*points), style, label=method)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    kernels = sorted({r.kernel for r in rows})
+    ax.set_xticks(kernels, [str(k) for k in kernels])
+    ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlabel("kernel size k (k x k Gaussian, 256 x 256 image)")
     ax.set_ylabel("time (ms, median)")
     ax.set_title("gridconv: where each method wins")

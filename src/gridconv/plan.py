@@ -50,16 +50,17 @@ CPU = {
     "direct_im2col_limit": 4.8e8,  # im2col elements above which oneDNN gives up on GEMM
     "direct_per_point": 1.43e-9,  # seconds per padded input element (copies)
     "direct_overhead": 3.62e-5,
-    "fft_unit_1d": 2.23e-10,  # seconds per butterfly; work from functional.fft.fft_work
-    "fft_unit_2d": 2.04e-10,
-    "fft_unit_3d": 3.29e-10,
-    "fft_mix": 2.17,  # relative weights of the other kinds of work
-    "fft_copy": 0.5,
-    "fft_kernel": 0.0165,
-    "fft_overhead": 4.72e-4,
-    "separable_gmacs": 6.69,  # depthwise 1-D passes
-    "separable_per_point": 1.97e-9,  # seconds per element read by a pass
-    "separable_overhead": 9.71e-5,
+    "fft_unit_1d": 1.02e-10,  # seconds per butterfly; work from functional.fft.fft_work
+    "fft_unit_2d": 1.65e-10,
+    "fft_unit_3d": 2.94e-10,
+    "fft_mix": 2.67,  # relative weights of the other kinds of work
+    "fft_copy": 1.98,
+    "fft_kernel": 0.062,
+    "fft_overhead": 3.15e-4,
+    "separable_gmacs": 60.3,  # depthwise 1-D passes
+    "separable_per_point": 0.0,  # seconds per element read by a pass
+    "separable_per_moved_point": 4.37e-9,  # ... and by a pass along a dim other than the last
+    "separable_overhead": 3.44e-4,
 }
 # cuDNN is fast at every kernel size it supports; FFTs and the 1-D passes cost launches.
 # Not calibrated (no GPU was at hand): on a GPU, use planning("measure").
@@ -82,6 +83,7 @@ CUDA = {
     "fft_overhead": 1e-4,
     "separable_gmacs": 500.0,
     "separable_per_point": 0.0,
+    "separable_per_moved_point": 0.0,
     "separable_overhead": 3e-5,
 }
 
@@ -146,13 +148,15 @@ def separable_seconds(
     c = _constants(device)
     fan = spec.in_channels * out_channels // spec.groups * rank
     size = [n + b + a for n, (b, a) in zip(spec.input_size, spec.pairs)]
-    macs = points = 0
-    for i, k in enumerate(spec.kernel_size):
-        points += batch * (fan if i else spec.in_channels) * math.prod(size)
+    macs = points = moved = 0
+    for i in reversed(range(spec.ndim)):  # the passes' order: the last dim first
+        points += batch * fan * math.prod(size)
+        if i < spec.ndim - 1:
+            moved += batch * fan * math.prod(size)  # the pass's dim is moved last and back
         size[i] = spec.output_size[i]
-        macs += batch * fan * math.prod(size) * k
+        macs += batch * fan * math.prod(size) * spec.kernel_size[i]
     seconds = macs / (c["separable_gmacs"] * 1e9) + c["separable_per_point"] * points
-    return seconds + c["separable_overhead"]
+    return seconds + c["separable_per_moved_point"] * moved + c["separable_overhead"]
 
 
 def estimates(
@@ -197,24 +201,36 @@ def plan_key(x: Tensor, w: Tensor, spec: ConvSpec, separable: bool) -> str:
     )
 
 
-def _time(run: Callable[[], Tensor], device: torch.device, repeats: int = 3) -> float:
-    """Median seconds of ``run`` after one warm-up call."""
+def _time(runners: dict[str, Callable[[], Tensor]], device: torch.device) -> dict[str, float]:
+    """Median seconds of each runner, timed in interleaved rounds after a warm-up call.
 
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+    At least 3 rounds, and up to 15 while they take under 0.2 s: a choice made once per
+    shape is worth a few tenths of a second. A runner that fails (out of memory, an op
+    missing on this device) is left out; one that takes over a second is timed once.
+    """
 
-    run()
-    sync()
-    times = []
-    for _ in range(repeats):
+    def timed(run: Callable[[], Tensor]) -> float:
         start = time.perf_counter()
         run()
-        sync()
-        times.append(time.perf_counter() - start)
-        if times[-1] > 1.0:  # slow candidates are timed once: they lose anyway
-            break
-    return sorted(times)[len(times) // 2]
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - start
+
+    times: dict[str, list[float]] = {}
+    for name, run in runners.items():
+        try:
+            first = timed(run)
+        except (RuntimeError, MemoryError):
+            continue
+        times[name] = [] if first <= 1.0 else [first]
+    repeat = [name for name, t in times.items() if not t]
+    began = time.perf_counter()
+    rounds = 0
+    while repeat and (rounds < 3 or (rounds < 15 and time.perf_counter() - began < 0.2)):
+        for name in repeat:
+            times[name].append(timed(runners[name]))
+        rounds += 1
+    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
 
 
 def choose(
@@ -256,12 +272,10 @@ def choose(
             guesses.pop("separable", None)
         best_guess = min(guesses.values())
         # Candidates the model puts 30x behind are not worth a (possibly very slow) run.
-        timed = {
-            name: _time(runners[name], x.device)
-            for name, guess in guesses.items()
-            if guess <= 30 * best_guess
-        }
-        method = _measured.setdefault(key, min(timed, key=timed.__getitem__))
+        candidates = {n: runners[n] for n, guess in guesses.items() if guess <= 30 * best_guess}
+        timed = _time(candidates, x.device)
+        fallback = min(guesses, key=guesses.__getitem__)
+        method = _measured.setdefault(key, min(timed, key=timed.__getitem__, default=fallback))
     return method
 
 

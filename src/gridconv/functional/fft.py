@@ -9,6 +9,7 @@ tiles (overlap-save), so each transform stays a few times the kernel's size.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,19 +24,13 @@ from gridconv.functional.padding import pad
 # Costs relative to one FFT butterfly (per point per log2 of the length), fitted on the CPU
 # by benchmarks/calibrate.py: a complex multiply-add of the channel mixing, a copied point
 # of an overlapping tile, a complex multiply-add of the kernel's DFT.
-MIX_WEIGHT = 2.17
-TILE_WEIGHT = 0.5
-KERNEL_WEIGHT = 0.0165
+MIX_WEIGHT = 2.67
+TILE_WEIGHT = 1.98
+KERNEL_WEIGHT = 0.062
 
 
-@functools.lru_cache(maxsize=4096)
-def fast_length(n: int) -> int:
-    """The smallest 2-3-5-7-smooth integer ``>= n``: a length FFT libraries transform fast.
-
-    Example:
-        >>> [fast_length(n) for n in (1, 11, 97, 1000, 1025)]
-        [1, 12, 98, 1000, 1029]
-    """
+def _smooth(n: int) -> int:
+    """The smallest 2-3-5-7-smooth integer ``>= n``."""
     best = 1 << max(n - 1, 0).bit_length()
     p7 = 1
     while p7 < best:
@@ -51,6 +46,20 @@ def fast_length(n: int) -> int:
             p5 *= 5
         p7 *= 7
     return best
+
+
+@functools.lru_cache(maxsize=4096)
+def fast_length(n: int) -> int:
+    """The smallest even 2-3-5-7-smooth integer ``>= n``: a length FFTs transform fast.
+
+    Real FFTs of odd lengths run about twice as slow (MKL and pocketfft alike), so the
+    length is also even.
+
+    Example:
+        >>> [fast_length(n) for n in (1, 11, 97, 1000, 1025)]
+        [2, 12, 98, 1000, 1050]
+    """
+    return 2 * _smooth(-(-n // 2))
 
 
 def _work(
@@ -99,7 +108,7 @@ def tile_plan(
                 options.append((block, length))
         choices.append(options)
     best = None
-    for combo in _product(choices):
+    for combo in itertools.product(*choices):
         blocks = tuple(b for b, _ in combo)
         lengths = tuple(n for _, n in combo)
         tiles = math.prod(-(-(p - k + 1) // b) for p, k, b in zip(padded, kernel, blocks))
@@ -107,13 +116,6 @@ def tile_plan(
         if best is None or cost < best[0]:
             best = (cost, blocks, lengths)
     return best[1], best[2]
-
-
-def _product(choices: list[list[tuple[int, int]]]) -> list[tuple[tuple[int, int], ...]]:
-    combos: list[tuple[tuple[int, int], ...]] = [()]
-    for options in choices:
-        combos = [(*c, o) for c in combos for o in options]
-    return combos
 
 
 def fft_work(spec: ConvSpec, batch: int, out_channels: int) -> dict[str, float]:
@@ -133,17 +135,6 @@ def fft_work(spec: ConvSpec, batch: int, out_channels: int) -> dict[str, float]:
         "mix": batch * mix,
         "kernel": mixing * bins * kernel[0],
     }
-
-
-def fft_cost(spec: ConvSpec, batch: int, out_channels: int) -> float:
-    """Relative cost (in butterflies) of :func:`fft_conv` for this convolution."""
-    work = fft_work(spec, batch, out_channels)
-    return (
-        work["fft"]
-        + TILE_WEIGHT * work["copy"]
-        + MIX_WEIGHT * work["mix"]
-        + KERNEL_WEIGHT * work["kernel"]
-    )
 
 
 @dataclass(frozen=True)
