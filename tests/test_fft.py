@@ -83,12 +83,30 @@ def test_overlap_save_tiles_a_long_input():
     assert relative_error(gc.fft_conv(x, w, padding="same"), ref) <= 1e-10
 
 
-def test_tiles_in_2d_with_stride_and_channels():
-    blocks, _ = tile_plan((1024 + 6, 1024 + 6), (7, 7), 2, 3, 1)
-    assert blocks[0] < 1024 and blocks[1] < 1024
-    x, w = torch.randn(1, 2, 1024, 1024), torch.randn(3, 2, 7, 7)
-    ref = gc.conv(x.double(), w.double(), padding="same", stride=3, method="direct")
-    assert relative_error(gc.fft_conv(x, w, padding="same", stride=3).double(), ref) <= 1e-5
+@pytest.mark.parametrize(
+    "x_shape, w_shape, blocks, kw",
+    [
+        ((1, 2, 100, 90), (3, 2, 7, 5), (20, 16), {"padding": "same", "stride": 3}),
+        ((2, 4, 30, 31, 32), (4, 2, 3, 4, 5), (7, 8, 9), {"groups": 2, "dilation": 2}),
+    ],
+)
+def test_tiled_transforms_in_2d_and_3d(monkeypatch, x_shape, w_shape, blocks, kw):
+    """Tiles are only planned for long 1-D signals; force them here to check the general path."""
+    from gridconv.functional import fft as fft_module
+
+    def tiles(padded, kernel, *args):
+        return blocks, tuple(fast_length(b + k - 1) for b, k in zip(blocks, kernel))
+
+    monkeypatch.setattr(fft_module, "tile_plan", tiles)
+    g = torch.Generator().manual_seed(3)
+    x, w = torch.randn(x_shape, generator=g).double(), torch.randn(w_shape, generator=g).double()
+    ref = gc.conv(x, w, method="direct", **kw)
+    assert relative_error(gc.fft_conv(x, w, **kw), ref) <= 1e-10
+
+
+def test_images_and_volumes_are_transformed_whole():
+    assert tile_plan((1030, 1030), (7, 7), 1, 1, 1)[0] == (1024, 1024)
+    assert tile_plan((132, 132, 132), (5, 5, 5), 4, 4, 1)[0] == (128, 128, 128)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
