@@ -175,7 +175,7 @@ def estimates(
 # --- planning state -------------------------------------------------------------------
 _mode: contextvars.ContextVar[str] = contextvars.ContextVar("gridconv_planning", default="estimate")
 _measured: dict[str, str] = {}  # key -> winning method, for the whole process
-_estimated: dict[tuple, str] = {}
+_estimated: dict[tuple, tuple[str, ...]] = {}  # methods, fastest first
 
 
 def current_mode() -> str:
@@ -237,32 +237,29 @@ def choose(
     x: Tensor,
     w: Tensor,
     spec: ConvSpec,
-    runners: dict[str, Callable[[], Tensor]],
+    runner: Callable[[str], Callable[[], Tensor]],
     separable: Callable[[], bool],
 ) -> str:
     """The method ``conv(method="auto")`` uses for this call.
 
     Args:
         x, w, spec: the validated, batched convolution.
-        runners: a zero-argument function per method, run only when measuring.
+        runner: gives a zero-argument function that runs a method, when measuring.
         separable: says (lazily) whether the kernel is exactly separable.
     """
     mode = _mode.get()
     out_channels = w.shape[0]
     if mode == "estimate":
         key = (x.device.type, x.shape[0], out_channels, spec)
-        method = _estimated.get(key)
-        if method is None:
-            ranked = sorted(
-                estimates(x.shape[0], out_channels, spec, x.device).items(), key=_second
-            )
+        ranked = _estimated.get(key)
+        if ranked is None:
+            times = estimates(x.shape[0], out_channels, spec, x.device)
             if len(_estimated) > 4096:
                 _estimated.clear()
-            method = _estimated.setdefault(key, ranked[0][0])
-        if method == "separable" and not separable():
-            times = estimates(x.shape[0], out_channels, spec, x.device)
-            method = "fft" if times["fft"] < times["direct"] else "direct"
-        return method
+            ranked = _estimated.setdefault(key, tuple(sorted(times, key=times.__getitem__)))
+        if ranked[0] == "separable" and not separable():
+            return ranked[1]
+        return ranked[0]
     exact = spec.ndim > 1 and separable()
     key = plan_key(x, w, spec, exact)
     method = _measured.get(key)
@@ -272,15 +269,11 @@ def choose(
             guesses.pop("separable", None)
         best_guess = min(guesses.values())
         # Candidates the model puts 30x behind are not worth a (possibly very slow) run.
-        candidates = {n: runners[n] for n, guess in guesses.items() if guess <= 30 * best_guess}
+        candidates = {n: runner(n) for n, guess in guesses.items() if guess <= 30 * best_guess}
         timed = _time(candidates, x.device)
         fallback = min(guesses, key=guesses.__getitem__)
         method = _measured.setdefault(key, min(timed, key=timed.__getitem__, default=fallback))
     return method
-
-
-def _second(item: tuple[str, float]) -> float:
-    return item[1]
 
 
 # --- wisdom files -------------------------------------------------------------------------

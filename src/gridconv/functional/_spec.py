@@ -9,7 +9,7 @@ so they accept exactly the same arguments and report errors the same way.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Protocol
 
 import torch
@@ -58,6 +58,13 @@ class ConvSpec:
     @property
     def ndim(self) -> int:
         return len(self.input_size)
+
+    def __hash__(self) -> int:  # specs key the planner's caches on every call: hash once
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash(tuple(getattr(self, f.name) for f in fields(self)))
+            object.__setattr__(self, "_hash", cached)
+        return cached
 
 
 def check_weight(w: object, name: str = "w") -> int:

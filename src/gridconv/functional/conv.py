@@ -176,9 +176,8 @@ def _auto(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None) -> st
 
         return run
 
-    runners = {name: runner(name) for name in _METHODS}
     key = ("auto", plan.current_mode(), x.shape[0], spec)
-    return _cached(cache, w, key, lambda: plan.choose(x, w, spec, runners, separable))
+    return _cached(cache, w, key, lambda: plan.choose(x, w, spec, runner, separable))
 
 
 def conv(
