@@ -14,7 +14,9 @@ from gridconv.functional import (
     decompose,
     fft_conv,
     is_separable,
+    local_conv,
     separable_conv,
+    tiled_conv,
 )
 from gridconv.memory import keep_freed_memory
 from gridconv.plan import planning
@@ -33,8 +35,10 @@ __all__ = [
     "functional",
     "is_separable",
     "keep_freed_memory",
+    "local_conv",
     "nn",
     "plan",
     "planning",
     "separable_conv",
+    "tiled_conv",
 ]

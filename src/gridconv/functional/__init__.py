@@ -2,6 +2,7 @@
 
 from gridconv.functional.conv import METHODS, KernelCache, auto_method_for, conv
 from gridconv.functional.fft import fast_length, fft_conv
+from gridconv.functional.local import local_conv, tiled_conv
 from gridconv.functional.matrix import conv_matrix
 from gridconv.functional.padding import PADDING_MODES, pad, pad_adjoint, padding_index
 from gridconv.functional.separable import (
@@ -26,9 +27,11 @@ __all__ = [
     "fast_length",
     "fft_conv",
     "is_separable",
+    "local_conv",
     "max_rank",
     "pad",
     "pad_adjoint",
     "padding_index",
     "separable_conv",
+    "tiled_conv",
 ]

@@ -123,13 +123,15 @@ def conv_spec(
 ) -> ConvSpec:
     """Validate the hyper-parameters of convolving ``w`` over ``(in_channels, *input_size)``.
 
-    ``w`` is the kernel tensor, or anything with its ``shape`` (a :class:`SeparableKernel`).
-    Valid specs are remembered by the ``repr`` of their arguments (which tells ``True`` from
-    ``1``), so that a layer called again and again validates once.
+    ``w`` is the kernel tensor, anything with its ``shape`` (a :class:`SeparableKernel`),
+    or the shape itself as a tuple. Valid specs are remembered by the ``repr`` of their
+    arguments (which tells ``True`` from ``1``), so that a layer called again and again
+    validates once.
     """
+    shape = w if isinstance(w, tuple) else tuple(w.shape)
     key = repr(
         (
-            tuple(w.shape),
+            shape,
             in_channels,
             tuple(input_size),
             stride,
@@ -142,7 +144,7 @@ def conv_spec(
     spec = _SPECS.get(key)
     if spec is None:
         spec = _conv_spec(
-            w, in_channels, input_size, stride, padding, dilation, groups, padding_mode, x_name
+            shape, in_channels, input_size, stride, padding, dilation, groups, padding_mode, x_name
         )
         if len(_SPECS) > 4096:
             _SPECS.clear()
@@ -154,7 +156,7 @@ _SPECS: dict[str, ConvSpec] = {}
 
 
 def _conv_spec(
-    w: Tensor | HasShape,
+    shape: tuple[int, ...],
     in_channels: int,
     input_size: Sequence[int],
     stride: int | Sequence[int],
@@ -164,8 +166,8 @@ def _conv_spec(
     padding_mode: str,
     x_name: str,
 ) -> ConvSpec:
-    d = len(w.shape) - 2
-    out_channels, group_in, *kernel_size = w.shape
+    d = len(shape) - 2
+    out_channels, group_in, *kernel_size = shape
     groups = check_int("groups", groups, minimum=1)
     if in_channels % groups:
         raise ValueError(
@@ -177,8 +179,8 @@ def _conv_spec(
         )
     if in_channels != group_in * groups:
         raise ValueError(
-            f"channel mismatch: `{x_name}` has {in_channels} channels but `w` expects "
-            f"w.shape[1] * groups = {group_in} * {groups} = {group_in * groups}."
+            f"channel mismatch: `{x_name}` has {in_channels} channels but the kernels expect "
+            f"C_in / groups * groups = {group_in} * {groups} = {group_in * groups}."
         )
     stride = ntuple("stride", stride, d)
     dilation = ntuple("dilation", dilation, d)

@@ -1,0 +1,201 @@
+"""local_conv and tiled_conv: against naive loops, against conv, gradients, chunking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+
+import gridconv as gc
+from gridconv._shapes import parse_padding, resolve_padding
+from gridconv.functional import local as local_module
+from tests.reference import naive_local, tile_weights
+from tests.strategies import configs
+
+CASES = [
+    # input size, kernel, stride, padding, dilation, mode
+    ((13,), (4,), (2,), "same", (2,), "reflect"),
+    ((9, 11), (3, 2), (1, 2), [(1, 0), (2, 1)], (2, 1), "zeros"),
+    ((8, 7), (3, 3), (2, 2), "full", (1, 1), "circular"),
+    ((5, 6, 7), (2, 3, 2), (2, 1, 2), 1, (1, 1, 1), "replicate"),
+]
+
+
+def out_size(case):
+    size, kernel, stride, padding, dilation, _ = case
+    pairs = resolve_padding(parse_padding(padding, len(size)), size, kernel, stride, dilation)
+    sizes = tuple(
+        (n + b + a - dl * (k - 1) - 1) // s + 1
+        for n, (b, a), k, s, dl in zip(size, pairs, kernel, stride, dilation)
+    )
+    return pairs, sizes
+
+
+def kwargs(case):
+    _, _, stride, padding, dilation, mode = case
+    return {"stride": stride, "padding": padding, "dilation": dilation, "padding_mode": mode}
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("bias_kind", ["untied", "tied", None])
+def test_local_conv_matches_a_naive_loop(case, bias_kind):
+    size, kernel, stride, _, dilation, mode = case
+    pairs, out = out_size(case)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, *size, generator=g, dtype=torch.float64)
+    w = torch.randn(*out, 4, 3, *kernel, generator=g, dtype=torch.float64)
+    bias = {
+        "untied": torch.randn(4, *out, dtype=torch.float64),
+        "tied": torch.randn(4, dtype=torch.float64),
+    }
+    b = bias.get(bias_kind)
+    ours = gc.local_conv(x, w, b, **kwargs(case))
+    ref = naive_local(
+        x.numpy(),
+        w.numpy(),
+        None if b is None else b.numpy(),
+        stride=stride,
+        pairs=pairs,
+        dilation=dilation,
+        padding_mode=mode,
+    )
+    np.testing.assert_allclose(ours.numpy(), ref, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("tile", [2, 3])
+def test_tiled_conv_matches_a_naive_loop(case, tile):
+    size, kernel, stride, _, dilation, mode = case
+    pairs, out = out_size(case)
+    d = len(size)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 3, *size, generator=g, dtype=torch.float64)
+    w = torch.randn(*([tile] * d), 4, 3, *kernel, generator=g, dtype=torch.float64)
+    b = torch.randn(4, dtype=torch.float64)
+    ours = gc.tiled_conv(x, w, b, **kwargs(case))
+    full = tile_weights(w.numpy(), out)  # tiles need not divide the output
+    ref = naive_local(
+        x.numpy(), full, b.numpy(), stride=stride, pairs=pairs, dilation=dilation, padding_mode=mode
+    )
+    np.testing.assert_allclose(ours.numpy(), ref, rtol=1e-10, atol=1e-10)
+
+
+def shared(c, w, d):
+    """The per-location weight of a conv: ``w`` repeated at every output location."""
+    out = gc.conv(c.x(), w, **c.kwargs).shape[2:]
+    return w.expand(*out, *w.shape).clone(), out
+
+
+@settings(max_examples=30, deadline=None)
+@given(configs())
+def test_equivalences_forward_and_gradients(c):
+    c.groups = 1
+    c.in_channels = max(c.in_channels, 1)
+    x, w = c.x().requires_grad_(), c.w().requires_grad_()
+    d = len(c.input_size)
+    ref = gc.conv(x, w, method="direct", **c.kwargs)
+    grad = torch.randn_like(ref)
+    ref_grads = torch.autograd.grad(ref, (x, w), grad)
+    kw = {k: v for k, v in c.kwargs.items() if k != "groups"}
+
+    full, out = shared(c, w.detach(), d)
+    full.requires_grad_()
+    local = gc.local_conv(x, full, **kw)  # every location's kernel is w: a convolution
+    torch.testing.assert_close(local, ref)
+    gx, gfull = torch.autograd.grad(local, (x, full), grad)
+    torch.testing.assert_close(gx, ref_grads[0])
+    torch.testing.assert_close(gfull.sum(tuple(range(d))), ref_grads[1])
+
+    one = w.detach().reshape(*([1] * d), *w.shape).requires_grad_()  # tile 1: a convolution
+    tiled = gc.tiled_conv(x, one, **kw)
+    torch.testing.assert_close(tiled, ref)
+    gx, gone = torch.autograd.grad(tiled, (x, one), grad)
+    torch.testing.assert_close(gx, ref_grads[0])
+    torch.testing.assert_close(gone.reshape(w.shape), ref_grads[1])
+
+    anywhere = torch.randn(*out, *w.shape, dtype=torch.float64, requires_grad=True)
+    whole = gc.tiled_conv(x, anywhere, **kw)  # a tile the size of the output: unshared
+    torch.testing.assert_close(whole, gc.local_conv(x, anywhere, **kw))
+    torch.testing.assert_close(
+        torch.autograd.grad(whole, (x, anywhere), grad),
+        torch.autograd.grad(gc.local_conv(x, anywhere, **kw), (x, anywhere), grad),
+    )
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_gradcheck(case):
+    size, kernel = case[0], case[1]
+    _, out = out_size(case)
+    d = len(size)
+    x = torch.randn(1, 2, *size, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(*out, 2, 2, *kernel, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(2, *out, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda x, w, b: gc.local_conv(x, w, b, **kwargs(case)), (x, w, b)
+    )
+    t = torch.randn(*([2] * d), 2, 2, *kernel, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, t: gc.tiled_conv(x, t, **kwargs(case)), (x, t))
+
+
+def test_slabs_of_any_size_give_the_same_result(monkeypatch):
+    x = torch.randn(3, 4, 20, 18, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(10, 9, 5, 4, 3, 3, dtype=torch.float64, requires_grad=True)
+    kw = {"stride": 2, "padding": 1}
+    out = gc.local_conv(x, w, **kw)
+    grads = torch.autograd.grad(out.square().sum(), (x, w))
+    monkeypatch.setattr(local_module, "CHUNK_BYTES", 1)  # one output row per slab
+    assert (
+        len(
+            local_module._slabs(
+                local_module.conv_spec(
+                    (5, 4, 3, 3),
+                    4,
+                    (20, 18),
+                    stride=2,
+                    padding=1,
+                    dilation=1,
+                    groups=1,
+                    padding_mode="zeros",
+                ),
+                3,
+                8,
+            )
+        )
+        == 10
+    )
+    torch.testing.assert_close(gc.local_conv(x, w, **kw), out)
+    for a, b in zip(torch.autograd.grad(gc.local_conv(x, w, **kw).square().sum(), (x, w)), grads):
+        torch.testing.assert_close(a, b)
+
+
+def test_only_the_needed_gradients():
+    x = torch.randn(2, 3, 8, 8)
+    w = torch.randn(6, 6, 2, 3, 3, 3, requires_grad=True)
+    (gw,) = torch.autograd.grad(gc.local_conv(x, w).sum(), (w,))
+    assert gw.shape == w.shape
+    x.requires_grad_()
+    (gx,) = torch.autograd.grad(gc.local_conv(x, w.detach()).sum(), (x,))
+    assert gx.shape == x.shape
+
+
+def test_unbatched_float32_and_errors():
+    x, w = torch.randn(3, 10, 10), torch.randn(8, 8, 2, 3, 3, 3)
+    out = gc.local_conv(x, w)
+    torch.testing.assert_close(out, gc.local_conv(x[None], w)[0])
+    assert out.dtype == torch.float32
+    with pytest.raises(
+        ValueError,
+        match=r"`w` must have shape .* = \(8, 8, 2, 3, 3, 3\) for an input of size \(10, 10\)",
+    ):
+        gc.local_conv(x, torch.randn(7, 8, 2, 3, 3, 3))
+    with pytest.raises(ValueError, match=r"`w` must have shape .* 4, 6 or 8 dims"):
+        gc.local_conv(x, torch.randn(2, 3, 3, 3, 3))
+    with pytest.raises(ValueError, match=r"kernel is larger than the padded input"):
+        gc.local_conv(torch.randn(1, 3, 2, 2), torch.randn(1, 1, 2, 3, 3, 3))
+    with pytest.raises(ValueError, match=r"kernel is larger than the padded input"):
+        gc.tiled_conv(torch.randn(1, 3, 2, 2), torch.randn(2, 2, 2, 3, 3, 3))
+    with pytest.raises(ValueError, match=r"channel mismatch"):
+        gc.tiled_conv(torch.randn(1, 4, 9, 9), torch.randn(2, 2, 2, 3, 3, 3))
+    with pytest.raises(ValueError, match=r"`bias` must have shape \(2,\)"):
+        gc.tiled_conv(x, torch.randn(2, 2, 2, 3, 3, 3), torch.randn(3))
