@@ -57,3 +57,22 @@ def test_cli_table(capsys):
 def test_cli_rejects_an_unknown_suite(capsys):
     assert main(["bench", "--suite", "huge"]) == 2
     assert "unknown --suite 'huge'" in capsys.readouterr().err
+
+
+def test_local_suite_times_and_measures_memory(capsys):
+    from gridconv import bench_local
+
+    records = bench_local.run(quick=True, rounds=1, memory=False)
+    assert [r["case"] for r in records] == [c.name for c in bench_local.QUICK]
+    for r in records:
+        assert set(r["seconds"]) == set(bench_local.CANDIDATES)
+        assert all(t > 0 for t in r["seconds"].values())
+    case = bench_local.LocalCase(8, 4, 8, (24, 24), 5)
+    local = bench_local.measure_memory(case, "local")
+    recipe = bench_local.measure_memory(case, "unfold+einsum")
+    assert local is not None and recipe is not None
+    # the recipe keeps the whole im2col matrix for its backward pass: 8*4*25*400 floats
+    assert recipe["extra"] - recipe["weight_grad"] > 1_000_000
+    assert local["weight_grad"] == 20 * 20 * 8 * 4 * 25 * 4
+    assert main(["bench", "--quick", "--suite", "local", "--rounds", "1"]) == 0
+    assert "unfold+einsum" in capsys.readouterr().out

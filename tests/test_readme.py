@@ -24,3 +24,5 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
     assert namespace["M"].shape == (16 * 29 * 29, 3 * 32 * 32)
     assert namespace["k"].rank == 1 and namespace["low"].rank == 2
     assert (tmp_path / "wisdom.json").exists()
+    assert namespace["z"].shape == (8, 16, 24, 24)
+    assert namespace["lc"](namespace["batch"]).shape == (8, 16, 24, 24)

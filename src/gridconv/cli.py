@@ -14,7 +14,7 @@ from typing import TextIO
 
 import torch
 
-from gridconv import __version__, bench, data, models
+from gridconv import __version__, bench, bench_local, data, models
 from gridconv.memory import keep_freed_memory
 from gridconv.train import BatchReport, fit
 
@@ -121,37 +121,75 @@ def _bench_table(records: list[bench.Record]) -> str:
     return "\n".join(lines)
 
 
+def _local_table(records: list[dict]) -> str:
+    """Forward + backward medians in ms with their ratio to the convolution, and memory."""
+    header = ["case", *bench_local.CANDIDATES, "extra memory MB: conv / local / unfold+einsum"]
+    rows = []
+    for r in records:
+        conv = r["seconds"]["conv"]
+        cells = [r["case"], f"{conv * 1e3:.1f}"]
+        cells += [
+            f"{r['seconds'][c] * 1e3:.1f} ({r['seconds'][c] / conv:.2f}x)" for c in header[2:5]
+        ]
+        memory = []
+        for name in ("conv", "local", "unfold+einsum"):
+            m = r["memory"].get(name)
+            if m is None:
+                memory.append("?")
+                continue
+            grad_free = (
+                "" if name == "conv" else f" ({(m['extra'] - m['weight_grad']) / 2**20:.1f})"
+            )
+            memory.append(f"{m['extra'] / 2**20:.1f}{grad_free}")
+        rows.append([*cells, " / ".join(memory)])
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
+
+
 def _bench(args: argparse.Namespace) -> int:
-    kept = keep_freed_memory() if not args.default_malloc else False
-    suites = tuple(args.suite) if args.suite else bench.SUITES
-    unknown = [s for s in suites if s not in bench.SUITES]
+    everything = (*bench.SUITES, "local")
+    suites = tuple(args.suite) if args.suite else everything
+    unknown = [s for s in suites if s not in everything]
     if unknown:
-        raise ValueError(
-            f"unknown --suite {unknown[0]!r}; expected one of {', '.join(bench.SUITES)}"
-        )
-    if args.plot and "crossover" not in suites:
-        suites = (*suites, "crossover")
+        raise ValueError(f"unknown --suite {unknown[0]!r}; expected one of {', '.join(everything)}")
+    kept = keep_freed_memory() if not args.default_malloc else False
+    conv_suites = tuple(s for s in suites if s != "local")
+    if args.plot and "crossover" not in conv_suites:
+        conv_suites = (*conv_suites, "crossover")
+    meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "kept": kept}
+    result: dict = {"meta": meta}
     records = []
     bar = ProgressBar()
     start = time.perf_counter()
-    for i, total, record in bench.run(suites, quick=args.quick, rounds=args.rounds):
+    for i, total, record in bench.run(conv_suites, quick=args.quick, rounds=args.rounds):
         records.append(record)
-        elapsed = time.perf_counter() - start
-        bar.step(i, total, f"{record.suite}: {record.case}  ({elapsed:.0f} s)")
-    figures = bench.summary(records)
+        bar.step(i, total, f"{record.suite}: {record.case}  ({time.perf_counter() - start:.0f} s)")
+    if records:
+        result["records"] = [r.as_dict() for r in records]
+        result["summary"] = bench.summary(records)
+    if "local" in suites:
+        print("local suite: timing, then memory in a fresh process per candidate", file=sys.stderr)
+        result["local"] = bench_local.run(quick=args.quick, rounds=args.rounds)
     if args.json:
-        meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "kept": kept}
-        records_json = [r.as_dict() for r in records]
-        print(json.dumps({"meta": meta, "records": records_json, "summary": figures}, indent=1))
+        print(json.dumps(result, indent=1))
     else:
         print(
-            f"torch {torch.__version__}, {torch.get_num_threads()} threads; medians in ms, "
-            "(ratio to gridconv auto); * = slow, timed once"
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads, freed memory "
+            f"{'kept' if kept else 'returned to the OS'}; medians in ms"
         )
-        print(_bench_table(records))
-        print()
-        for name, value in figures.items():
-            print(f"{name:<28} {value:.3f}")
+        if records:
+            print("(ratio to gridconv auto); * = slow, timed once")
+            print(_bench_table(records))
+            print()
+            for name, value in result["summary"].items():
+                print(f"{name:<28} {value:.3f}")
+        if "local" in result:
+            print("\nforward + backward, (ratio to the convolution); memory: extra peak above the")
+            print("inputs, and in brackets without the weight gradient (as large as the weight)")
+            print(_local_table(result["local"]))
     if args.plot:
         bench.plot_crossover(records, args.plot)
         print(f"crossover plot written to {args.plot}", file=sys.stderr)
@@ -177,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--suite",
         action="append",
         metavar="NAME",
-        help=f"one of {', '.join(bench.SUITES)}; repeat for several (default: all)",
+        help=f"one of {', '.join((*bench.SUITES, 'local'))}; repeat for several (default: all)",
     )
     timing.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     timing.add_argument("--rounds", type=_positive_int, default=5, help="timed rounds per case")

@@ -1,0 +1,150 @@
+"""The ``local`` benchmark suite: unshared and tiled convolution against a convolution.
+
+Each case times forward + backward of: torch's convolution with the same N, C, O and K
+(the same multiply-adds as the locally connected layer), ``local_conv``, the unfold +
+einsum recipe people write by hand, and ``tiled_conv`` with 2-per-dim tiles. Peak memory
+is measured in a fresh process per candidate (``/proc/self/status``, glibc told to return
+every block to the system so that each allocation shows), as the extra above the inputs,
+with and without the weight gradient (which is as large as the weight itself).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from gridconv.functional.local import local_conv, tiled_conv
+
+_TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+CANDIDATES = ("conv", "local", "unfold+einsum", "tiled 2")
+
+
+@dataclass(frozen=True)
+class LocalCase:
+    batch: int
+    in_channels: int
+    out_channels: int
+    size: tuple[int, ...]
+    kernel: int
+
+    @property
+    def name(self) -> str:
+        dims = "x".join(map(str, self.size))
+        return f"N{self.batch} C{self.in_channels} O{self.out_channels} {dims} K{self.kernel}"
+
+
+SUITE = (
+    LocalCase(32, 16, 32, (28, 28), 5),
+    LocalCase(64, 32, 64, (16, 16), 3),
+    LocalCase(16, 3, 64, (32, 32), 5),
+    LocalCase(32, 16, 32, (256,), 7),
+    LocalCase(4, 8, 16, (16, 16, 16), 3),
+)
+QUICK = (LocalCase(4, 3, 4, (10, 10), 3), LocalCase(2, 2, 3, (12,), 3))
+
+
+def _steps(case: LocalCase) -> dict[str, tuple[Callable[[], None], list[torch.Tensor]]]:
+    """A forward + backward step per candidate, and the tensors whose gradients it fills."""
+    g = torch.Generator().manual_seed(0)
+    d = len(case.size)
+    N, C, O, K = case.batch, case.in_channels, case.out_channels, case.kernel
+    out = tuple(n - K + 1 for n in case.size)
+    x = torch.randn(N, C, *case.size, generator=g).requires_grad_()
+    w = torch.randn(O, C, *([K] * d), generator=g).requires_grad_()
+    w_local = torch.randn(*out, O, C, *([K] * d), generator=g).requires_grad_()
+    w_tiled = torch.randn(*([2] * d), O, C, *([K] * d), generator=g).requires_grad_()
+    w_flat = w_local.detach().reshape(math.prod(out), O, -1).requires_grad_()
+
+    def recipe() -> None:
+        cols = x
+        for i in range(d):
+            cols = cols.unfold(2 + i, K, 1)  # (N, C, *out, *k): the whole im2col, kept
+        cols = cols.reshape(N, C, math.prod(out), K**d).transpose(1, 2).reshape(N, -1, C * K**d)
+        torch.einsum("npj,poj->nop", cols, w_flat).sum().backward()
+
+    return {
+        "conv": (lambda: _TORCH_CONV[d](x, w).sum().backward(), [x, w]),
+        "local": (lambda: local_conv(x, w_local).sum().backward(), [x, w_local]),
+        "unfold+einsum": (recipe, [x, w_flat]),
+        "tiled 2": (lambda: tiled_conv(x, w_tiled).sum().backward(), [x, w_tiled]),
+    }
+
+
+def time_case(case: LocalCase, rounds: int = 7) -> dict[str, float]:
+    """Median seconds of a forward + backward step per candidate, in interleaved rounds."""
+    steps = _steps(case)
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for step, _ in steps.values():
+        step()
+    for _ in range(rounds):
+        for name, (step, params) in steps.items():
+            for p in params:
+                p.grad = None
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def _status(key: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+    raise OSError(f"no {key} in /proc/self/status")
+
+
+def peak_extra(case: LocalCase, name: str) -> dict[str, int]:
+    """In this process: peak bytes above the inputs during one step (after a warm-up)."""
+    step, params = _steps(case)[name]
+    step()
+    for p in params:
+        p.grad = None
+    gc.collect()
+    with open("/proc/self/clear_refs", "w") as f:  # reset the high-water mark
+        f.write("5")
+    base = _status("VmRSS")
+    step()
+    extra = _status("VmHWM") - base
+    weight_grad = params[1].grad.numel() * params[1].grad.element_size()
+    return {"extra": extra, "weight_grad": weight_grad}
+
+
+def measure_memory(case: LocalCase, name: str) -> dict[str, int] | None:
+    """:func:`peak_extra` in a fresh process; None where /proc cannot tell (not Linux)."""
+    if not os.path.exists("/proc/self/clear_refs"):
+        return None
+    code = (
+        "import json, sys; from gridconv.bench_local import LocalCase, peak_extra; "
+        f"print(json.dumps(peak_extra(LocalCase{(*case.__dict__.values(),)!r}, {name!r})))"
+    )
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "4096"}  # every block back to the system
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    if done.returncode != 0:
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run(quick: bool = False, rounds: int = 7, memory: bool = True) -> list[dict]:
+    """Times (and memory) of every candidate on every case of the suite."""
+    records = []
+    for case in QUICK if quick else SUITE:
+        seconds = time_case(case, rounds)
+        record = {"case": case.name, "seconds": seconds, "memory": {}}
+        for name in CANDIDATES if memory else ():
+            record["memory"][name] = measure_memory(case, name)
+        records.append(record)
+    return records
