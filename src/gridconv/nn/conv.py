@@ -14,26 +14,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gridconv._checks import check_choice, check_int, describe
-from gridconv._shapes import Padding, ntuple, parse_padding
+from gridconv._checks import check_choice, check_int
+from gridconv._shapes import Padding, ntuple
 from gridconv.functional._spec import conv_spec_for_size
 from gridconv.functional.conv import METHODS, KernelCache, conv
-from gridconv.functional.padding import PADDING_MODES
 from gridconv.functional.separable import decompose
+from gridconv.nn._config import bias_kind, store_config
 from gridconv.nn.lowrank import LowRankConv
 
 _TORCH_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
-
-
-def _bias_kind(bias: bool | str | None) -> str | None:
-    """``True``/``"tied"`` -> ``"tied"``; ``"untied"`` stays; ``False``/``None`` -> None."""
-    if bias is True or bias == "tied":
-        return "tied"
-    if bias == "untied":
-        return "untied"
-    if bias is False or bias is None:
-        return None
-    raise ValueError(f"`bias` must be True, 'tied', 'untied' or False; got {describe(bias)}.")
 
 
 class Conv(nn.Module):
@@ -92,24 +81,25 @@ class Conv(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        d = check_int("num_spatial_dims", num_spatial_dims, minimum=1)
-        if d > 3:
-            raise ValueError(f"`num_spatial_dims` must be 1, 2 or 3, got {d}.")
-        self.in_channels = check_int("in_channels", in_channels, minimum=1)
-        self.out_channels = check_int("out_channels", out_channels, minimum=1)
+        d = store_config(
+            self,
+            num_spatial_dims,
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            padding_mode,
+        )
         self.groups = check_int("groups", groups, minimum=1)
         for name, channels in (("in_channels", in_channels), ("out_channels", out_channels)):
             if channels % groups:
                 raise ValueError(
                     f"`{name}` (={channels}) must be divisible by `groups` (={groups})."
                 )
-        self.kernel_size = ntuple("kernel_size", kernel_size, d)
-        self.stride = ntuple("stride", stride, d)
-        self.dilation = ntuple("dilation", dilation, d)
-        self.padding = parse_padding(padding, d)
-        self.padding_mode = check_choice("padding_mode", padding_mode, PADDING_MODES)
         self.method = check_choice("method", method, METHODS)
-        self.bias_kind = _bias_kind(bias)
+        self.bias_kind = bias_kind(bias, "tied")
         self.input_size = None if input_size is None else ntuple("input_size", input_size, d)
         if self.bias_kind == "untied" and self.input_size is None:
             raise ValueError(

@@ -15,11 +15,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gridconv._checks import check_choice, check_int, describe
-from gridconv._shapes import Padding, ntuple, parse_padding
+from gridconv._shapes import Padding, ntuple
 from gridconv.functional._spec import conv_spec
 from gridconv.functional.local import local_conv, tiled_conv
-from gridconv.functional.padding import PADDING_MODES
+from gridconv.nn._config import bias_kind, store_config
 
 
 def _init(weight: Tensor, bias: Tensor | None, fan_in: int) -> None:
@@ -28,16 +27,6 @@ def _init(weight: Tensor, bias: Tensor | None, fan_in: int) -> None:
     nn.init.uniform_(weight, -bound, bound)
     if bias is not None:
         nn.init.uniform_(bias, -bound, bound)
-
-
-def _bias_kind(bias: bool | str | None, default: str) -> str | None:
-    if bias is True:
-        return default
-    if bias in ("tied", "untied"):
-        return bias
-    if bias is False or bias is None:
-        return None
-    raise ValueError(f"`bias` must be True, 'tied', 'untied' or False; got {describe(bias)}.")
 
 
 def _conv_weight(conv: nn.Module) -> tuple[Tensor, Tensor | None, dict[str, Any]]:
@@ -111,16 +100,18 @@ class LocallyConnected(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        d = check_int("num_spatial_dims", num_spatial_dims, minimum=1)
-        if d > 3:
-            raise ValueError(f"`num_spatial_dims` must be 1, 2 or 3, got {d}.")
-        self.in_channels = check_int("in_channels", in_channels, minimum=1)
-        self.out_channels = check_int("out_channels", out_channels, minimum=1)
-        self.kernel_size = ntuple("kernel_size", kernel_size, d)
+        d = store_config(
+            self,
+            num_spatial_dims,
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            padding_mode,
+        )
         self.input_size = ntuple("input_size", input_size, d)
-        self.stride = ntuple("stride", stride, d)
-        self.dilation = ntuple("dilation", dilation, d)
-        self.padding = parse_padding(padding, d)
         spec = conv_spec(
             (out_channels, in_channels, *self.kernel_size),
             in_channels,
@@ -132,9 +123,8 @@ class LocallyConnected(nn.Module):
             padding_mode=padding_mode,
             x_name="input_size",
         )
-        self.padding_mode = spec.padding_mode
         self.output_size = spec.output_size
-        self.bias_kind = _bias_kind(bias, "untied")
+        self.bias_kind = bias_kind(bias, "untied")
         factory = {"device": device, "dtype": dtype}
         self.weight = nn.Parameter(
             torch.empty(*self.output_size, out_channels, in_channels, *self.kernel_size, **factory)
@@ -187,7 +177,7 @@ class LocallyConnected(nn.Module):
         """
         weight, conv_bias, hyper = _conv_weight(conv)
         d = weight.ndim - 2
-        kind = _bias_kind(bias, "untied") if conv_bias is not None else None
+        kind = bias_kind(bias, "untied") if conv_bias is not None else None
         args = (weight.shape[1], weight.shape[0], tuple(weight.shape[2:]), input_size)
         kwargs = {**hyper, "bias": kind or False, "device": weight.device, "dtype": weight.dtype}
         layer = _build(cls, LocallyConnected, d, args, kwargs)
@@ -252,18 +242,19 @@ class TiledConv(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        d = check_int("num_spatial_dims", num_spatial_dims, minimum=1)
-        if d > 3:
-            raise ValueError(f"`num_spatial_dims` must be 1, 2 or 3, got {d}.")
-        self.in_channels = check_int("in_channels", in_channels, minimum=1)
-        self.out_channels = check_int("out_channels", out_channels, minimum=1)
-        self.kernel_size = ntuple("kernel_size", kernel_size, d)
+        d = store_config(
+            self,
+            num_spatial_dims,
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            padding_mode,
+        )
         self.tile_size = ntuple("tile_size", tile_size, d)
-        self.stride = ntuple("stride", stride, d)
-        self.dilation = ntuple("dilation", dilation, d)
-        self.padding = parse_padding(padding, d)
-        self.padding_mode = check_choice("padding_mode", padding_mode, PADDING_MODES)
-        self.bias_kind = _bias_kind(bias, "tied")
+        self.bias_kind = bias_kind(bias, "tied")
         self.input_size = None if input_size is None else ntuple("input_size", input_size, d)
         if self.bias_kind == "untied" and self.input_size is None:
             raise ValueError("`bias='untied'` needs `input_size`: one bias per output location.")
