@@ -5,16 +5,20 @@ Every idea of the convolution chapter of *Deep Learning* (Goodfellow, Bengio & C
 layers live in ``gridconv.nn``.
 """
 
-from gridconv import data, functional, nn, plan
+from gridconv import analysis, data, functional, nn, plan
 from gridconv.functional import (
     SeparableKernel,
+    channel_pool,
     conv,
     conv_matrix,
     conv_transpose,
     decompose,
     fft_conv,
+    global_pool,
     is_separable,
     local_conv,
+    pool,
+    pyramid_pool,
     separable_conv,
     tiled_conv,
 )
@@ -26,6 +30,8 @@ __version__ = "0.1.0"
 __all__ = [
     "SeparableKernel",
     "__version__",
+    "analysis",
+    "channel_pool",
     "conv",
     "conv_matrix",
     "conv_transpose",
@@ -33,12 +39,15 @@ __all__ = [
     "decompose",
     "fft_conv",
     "functional",
+    "global_pool",
     "is_separable",
     "keep_freed_memory",
     "local_conv",
     "nn",
     "plan",
     "planning",
+    "pool",
+    "pyramid_pool",
     "separable_conv",
     "tiled_conv",
 ]

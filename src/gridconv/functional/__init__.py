@@ -5,6 +5,7 @@ from gridconv.functional.fft import fast_length, fft_conv
 from gridconv.functional.local import local_conv, tiled_conv
 from gridconv.functional.matrix import conv_matrix
 from gridconv.functional.padding import PADDING_MODES, pad, pad_adjoint, padding_index
+from gridconv.functional.pooling import channel_pool, global_pool, pool, pyramid_pool
 from gridconv.functional.separable import (
     SeparableKernel,
     decompose,
@@ -20,18 +21,22 @@ __all__ = [
     "KernelCache",
     "SeparableKernel",
     "auto_method_for",
+    "channel_pool",
     "conv",
     "conv_matrix",
     "conv_transpose",
     "decompose",
     "fast_length",
     "fft_conv",
+    "global_pool",
     "is_separable",
     "local_conv",
     "max_rank",
     "pad",
     "pad_adjoint",
     "padding_index",
+    "pool",
+    "pyramid_pool",
     "separable_conv",
     "tiled_conv",
 ]
