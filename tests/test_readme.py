@@ -26,3 +26,7 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
     assert (tmp_path / "wisdom.json").exists()
     assert namespace["z"].shape == (8, 16, 24, 24)
     assert namespace["lc"](namespace["batch"]).shape == (8, 16, 24, 24)
+    assert namespace["v"].shape == (8, 12 * 21) and namespace["m"].shape == (8, 4, 27, 27)
+    field = namespace["field"]
+    assert field.size == (14, 14) and field.jump == (4, 4)
+    assert namespace["shift"][0] == 0 and namespace["flops"] > 0
