@@ -46,3 +46,29 @@ def test_eval_layer_cache_on_cuda():
     x = torch.randn(1, 3, 64, 64, device="cuda")
     with torch.no_grad():
         torch.testing.assert_close(layer(x), layer(x))
+
+
+@pytest.mark.parametrize("method", ["max", "avg", "lp", "gaussian"])
+def test_pooling_on_cuda_matches_the_cpu(method):
+    x = torch.randn(2, 3, 17, 16, dtype=torch.float64, requires_grad=True)
+    kw = {"stride": 2, "padding": "same", "method": method, "ceil_mode": True}
+    ref = gc.pool(x, 3, **kw)
+    xc = x.detach().cuda().requires_grad_()
+    out = gc.pool(xc, 3, **kw)
+    assert out.device.type == "cuda"
+    torch.testing.assert_close(out.cpu(), ref)
+    g = torch.randn_like(ref)
+    (gx,) = torch.autograd.grad(ref, x, g)
+    (gxc,) = torch.autograd.grad(out, xc, g.cuda())
+    torch.testing.assert_close(gxc.cpu(), gx)
+    torch.testing.assert_close(gc.pyramid_pool(xc).cpu(), gc.pyramid_pool(x))
+
+
+def test_analysis_on_cuda_modules():
+    net = torch.nn.Sequential(
+        gc.nn.DepthwiseSeparableConv2d(3, 8, 3, padding="same"), gc.nn.Pool2d(2)
+    ).cuda()
+    assert gc.analysis.count_flops(net, (1, 3, 16, 16)) == gc.analysis.count_flops(
+        net.cpu(), (1, 3, 16, 16)
+    )
+    assert gc.analysis.receptive_field(net.cuda(), (1, 3, 16, 16)).size == (4, 4)
