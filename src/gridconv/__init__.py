@@ -5,7 +5,7 @@ Every idea of the convolution chapter of *Deep Learning* (Goodfellow, Bengio & C
 layers live in ``gridconv.nn``.
 """
 
-from gridconv import analysis, data, functional, nn, plan
+from gridconv import analysis, data, functional, kernels, nn, plan, plot
 from gridconv.functional import (
     SeparableKernel,
     channel_pool,
@@ -42,10 +42,12 @@ __all__ = [
     "global_pool",
     "is_separable",
     "keep_freed_memory",
+    "kernels",
     "local_conv",
     "nn",
     "plan",
     "planning",
+    "plot",
     "pool",
     "pyramid_pool",
     "separable_conv",

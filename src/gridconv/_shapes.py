@@ -7,6 +7,7 @@ total padding puts the extra element at the end.
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Sequence
 from typing import Union
@@ -34,6 +35,22 @@ def ntuple(name: str, value: int | Sequence[int], n: int, *, minimum: int = 1) -
             )
         return tuple(check_int(name, v, minimum=minimum) for v in value)
     raise TypeError(f"`{name}` must be an int or {n} ints, got {describe(value)}.")
+
+
+def ntuple_float(name: str, value: object, n: int) -> tuple[float, ...]:
+    """``value`` as ``n`` positive finite floats (a number is repeated)."""
+    values = (value,) * n if isinstance(value, int | float) else value
+    if (
+        isinstance(value, bool)
+        or not isinstance(values, Sequence)
+        or len(values) != n
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        or not all(0 < v < math.inf for v in values)
+    ):
+        raise ValueError(
+            f"`{name}` must be a positive number or {n} of them, got {describe(value)}."
+        )
+    return tuple(float(v) for v in values)
 
 
 def _non_negative_int(value: object) -> int | None:

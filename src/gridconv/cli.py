@@ -14,7 +14,7 @@ from typing import TextIO
 
 import torch
 
-from gridconv import __version__, bench, bench_local, data, models
+from gridconv import __version__, bench, bench_local, data, kernels, models, plot
 from gridconv.memory import keep_freed_memory
 from gridconv.train import BatchReport, fit
 
@@ -196,6 +196,32 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kernels(args: argparse.Namespace) -> int:
+    images = None
+    if args.source == "kmeans":
+        if args.folder:
+            images = data.read_images(args.folder, gray=not args.colour)
+            where = f"the images in {args.folder}"
+        else:
+            names = args.image or list(data.NATURAL_IMAGES)
+            images = data.natural_images(names, gray=not args.colour)
+            where = f"scikit-image's {', '.join(names)}"
+        print(f"learning {args.num_kernels} k-means kernels from {where}", file=sys.stderr)
+    generator = torch.Generator().manual_seed(args.seed)
+    bank = kernels.kernel_bank(
+        args.source,
+        images=images,
+        num_kernels=args.num_kernels,
+        size=args.size,
+        num_patches=args.num_patches,
+        generator=generator,
+    )
+    title = f"{args.source} kernels, {tuple(bank.shape)}"
+    plot.kernel_grid(bank, title=title).savefig(args.output, dpi=100)
+    print(f"{bank.shape[0]} {args.source} kernels of {tuple(bank.shape[1:])} -> {args.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gridconv", description="Convolutional networks for any grid-like data."
@@ -229,6 +255,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="let glibc return freed memory to the OS (by default the bench keeps it)",
     )
     timing.set_defaults(run=_bench)
+
+    bank = commands.add_parser("kernels", help="make or learn a kernel bank and save a picture")
+    bank.add_argument("--source", choices=kernels.SOURCES, default="kmeans")
+    bank.add_argument(
+        "--image",
+        action="append",
+        choices=data.SAMPLE_IMAGES,
+        help="k-means: learn from this scikit-image sample (repeat for several; default: "
+        "all the bundled photographs and textures)",
+    )
+    bank.add_argument("--folder", help="k-means: learn from the images in this folder instead")
+    bank.add_argument("--colour", action="store_true", help="k-means: keep RGB (default gray)")
+    bank.add_argument("--num-kernels", type=_positive_int, default=64)
+    bank.add_argument("--size", type=_positive_int, default=None, help="cells per side")
+    bank.add_argument("--num-patches", type=_positive_int, default=100_000)
+    bank.add_argument("--seed", type=int, default=0)
+    bank.add_argument("-o", "--output", default="kernels.png", help="the picture (PNG)")
+    bank.set_defaults(run=_kernels)
     return parser
 
 

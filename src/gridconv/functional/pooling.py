@@ -15,7 +15,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gridconv._checks import check_choice, check_int, check_tensor, describe
-from gridconv._shapes import Padding, check_kernel_fits, ntuple, parse_padding, resolve_padding
+from gridconv._shapes import (
+    Padding,
+    check_kernel_fits,
+    ntuple,
+    ntuple_float,
+    parse_padding,
+    resolve_padding,
+)
 from gridconv.functional.padding import pad
 
 METHODS = ("max", "avg", "lp", "gaussian")
@@ -55,22 +62,6 @@ def _windows(
             o -= 1
         full.append((b, (o - 1) * s + k - n - b))
     return tuple(full)
-
-
-def ntuple_float(name: str, value: object, n: int) -> tuple[float, ...]:
-    """``value`` as ``n`` positive finite floats (a number is repeated)."""
-    values = (value,) * n if isinstance(value, int | float) else value
-    if (
-        isinstance(value, bool)
-        or not isinstance(values, Sequence)
-        or len(values) != n
-        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
-        or not all(0 < v < math.inf for v in values)
-    ):
-        raise ValueError(
-            f"`{name}` must be a positive number or {n} of them, got {describe(value)}."
-        )
-    return tuple(float(v) for v in values)
 
 
 def gaussian_window(kernel_size: Sequence[int], sigma: Sequence[float]) -> Tensor:

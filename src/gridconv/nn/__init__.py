@@ -1,6 +1,7 @@
 """Layers: thin ``torch.nn.Module`` wrappers whose ``forward`` is one call into functional."""
 
 from gridconv.nn.conv import Conv, Conv1d, Conv2d, Conv3d
+from gridconv.nn.gabor import ComplexCell2d, GaborConv2d
 from gridconv.nn.local import (
     LocallyConnected,
     LocallyConnected1d,
@@ -34,6 +35,7 @@ from gridconv.nn.separable import (
 
 __all__ = [
     "ChannelPool",
+    "ComplexCell2d",
     "Conv",
     "Conv1d",
     "Conv2d",
@@ -42,6 +44,7 @@ __all__ = [
     "DepthwiseSeparableConv1d",
     "DepthwiseSeparableConv2d",
     "DepthwiseSeparableConv3d",
+    "GaborConv2d",
     "GlobalPool",
     "LocallyConnected",
     "LocallyConnected1d",

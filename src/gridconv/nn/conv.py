@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gridconv._checks import check_choice, check_int
+from gridconv._checks import check_choice, check_int, describe
 from gridconv._shapes import Padding, ntuple
 from gridconv.functional._spec import conv_spec_for_size
 from gridconv.functional.conv import METHODS, KernelCache, conv
@@ -225,7 +225,7 @@ class Conv(nn.Module):
                 f"got {type(module).__name__}."
             )
         d = len(module.kernel_size)
-        fixed = getattr(cls, "fixed_spatial_dims", None)
+        fixed = getattr(cls, "fixed_spatial_dims", None)  # a thin name takes only its dims
         if fixed is not None and fixed != d:
             raise TypeError(
                 f"`module` must be a torch.nn.Conv{fixed}d for {cls.__name__}.from_torch, "
@@ -246,11 +246,81 @@ class Conv(nn.Module):
             "device": module.weight.device,
             "dtype": module.weight.dtype,
         }
-        layer = Conv(d, *args, **kwargs) if fixed is None else cls(*args, **kwargs)
+        layer = cls._with_dims(d, *args, **kwargs)
         with torch.no_grad():
             layer.weight.copy_(module.weight)
             if module.bias is not None:
                 layer.bias.copy_(module.bias)
+        return layer
+
+    @classmethod
+    def _with_dims(cls, d: int, *args: Any, **kwargs: Any) -> Conv:
+        """``cls(*args)`` for a thin ``ConvNd`` name (which must have ``d`` dims), else
+        ``Conv(d, *args)``."""
+        fixed = getattr(cls, "fixed_spatial_dims", None)
+        return Conv(d, *args, **kwargs) if fixed is None else cls(*args, **kwargs)
+
+    @classmethod
+    def from_kernels(
+        cls,
+        weight: Tensor,
+        *,
+        trainable: bool = True,
+        bias: bool | str = False,
+        stride: int | Sequence[int] = 1,
+        padding: Padding = "valid",
+        dilation: int | Sequence[int] = 1,
+        groups: int = 1,
+        **kwargs: Any,
+    ) -> Conv:
+        """A layer that starts from a kernel bank: designed, random, Gabor or k-means.
+
+        Args:
+            weight: ``(C_out, C_in / groups, *kernel_size)``, e.g. from
+                :mod:`gridconv.kernels`; copied.
+            trainable: train the kernels; ``False`` freezes them (``requires_grad=False``),
+                as for a fixed first layer of designed or unsupervised features.
+            bias: ``False`` (default), ``True``/``"tied"`` or ``"untied"`` (zeros; trainable).
+            stride, padding, dilation, groups: as the constructor; other keyword arguments
+                (``padding_mode``, ``method``, ``input_size``) too.
+
+        Example:
+            >>> import gridconv as gc
+            >>> edges = gc.nn.Conv2d.from_kernels(gc.kernels.sobel(), trainable=False,
+            ...                                   padding="same")
+            >>> edges.weight.requires_grad, edges.out_channels
+            (False, 2)
+        """
+        if not isinstance(weight, Tensor) or not weight.is_floating_point():
+            raise TypeError(f"`weight` must be a floating-point tensor, got {describe(weight)}.")
+        d = weight.ndim - 2
+        fixed = getattr(cls, "fixed_spatial_dims", None)
+        if d not in (1, 2, 3) or (fixed is not None and d != fixed):
+            dims = f"{fixed}" if fixed is not None else "1, 2 or 3"
+            raise ValueError(
+                f"`weight` must have shape (C_out, C_in / groups, *kernel_size) with {dims} "
+                f"spatial dims for {cls.__name__}, got shape {tuple(weight.shape)}."
+            )
+        groups = check_int("groups", groups, minimum=1)
+        kwargs.setdefault("device", weight.device)
+        kwargs.setdefault("dtype", weight.dtype)
+        layer = cls._with_dims(
+            d,
+            weight.shape[1] * groups,
+            weight.shape[0],
+            tuple(weight.shape[2:]),
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias,
+            **kwargs,
+        )
+        with torch.no_grad():
+            layer.weight.copy_(weight)
+            if layer.bias is not None:
+                layer.bias.zero_()
+        layer.weight.requires_grad_(bool(trainable))
         return layer
 
     def _torch_padding(self) -> str | tuple[int, ...]:

@@ -11,13 +11,12 @@ from typing import Any
 from torch import Tensor, nn
 
 from gridconv._checks import check_choice, check_int, describe
-from gridconv._shapes import Padding, ntuple, parse_padding
+from gridconv._shapes import Padding, ntuple, ntuple_float, parse_padding
 from gridconv.functional.pooling import (
     METHODS,
     channel_pool,
     check_p,
     global_pool,
-    ntuple_float,
     pool,
     pyramid_pool,
 )
