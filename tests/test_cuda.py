@@ -72,3 +72,20 @@ def test_analysis_on_cuda_modules():
         net.cpu(), (1, 3, 16, 16)
     )
     assert gc.analysis.receptive_field(net.cuda(), (1, 3, 16, 16)).size == (4, 4)
+
+
+def test_kmeans_kernels_on_cuda():
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(4, 3, 40, 40, generator=g).cuda()
+    learned = gc.kernels.kmeans_kernels(images, 16, 6, num_patches=3000, generator=g)
+    assert learned.kernels.device.type == "cuda" and learned.kernels.shape == (16, 3, 6, 6)
+    norms = learned.kernels.flatten(1).norm(dim=1)
+    torch.testing.assert_close(norms, torch.ones_like(norms))
+    features = gc.kernels.single_layer_features(images, learned.kernels, whitening=learned.whitening)
+    assert features.device.type == "cuda" and features.shape == (4, 64)
+
+
+def test_gabor_layers_on_cuda():
+    cells = gc.nn.ComplexCell2d(9, orientations=4, frequencies=(1.0,)).cuda()
+    x = torch.randn(2, 1, 20, 20)
+    torch.testing.assert_close(cells(x.cuda()).cpu(), cells.cpu()(x), rtol=1e-4, atol=1e-4)

@@ -73,7 +73,9 @@ def kernel_grid(
         peak = peak.amax().expand_as(peak)
     tiles = (0.5 + 0.5 * tiles / peak.clamp_min(1e-12)).clamp(0, 1)
     count = len(tiles)
-    cols = math.ceil(math.sqrt(count)) if columns is None else check_int("columns", columns, 1)
+    cols = math.ceil(math.sqrt(count))
+    if columns is not None:
+        cols = check_int("columns", columns, minimum=1)
     rows = math.ceil(count / cols)
     aspect = tiles.shape[2] / tiles.shape[1]
     size = (cols * cell_inches * min(aspect, 4), rows * cell_inches + 0.4)
