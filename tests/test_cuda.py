@@ -81,7 +81,8 @@ def test_kmeans_kernels_on_cuda():
     assert learned.kernels.device.type == "cuda" and learned.kernels.shape == (16, 3, 6, 6)
     norms = learned.kernels.flatten(1).norm(dim=1)
     torch.testing.assert_close(norms, torch.ones_like(norms))
-    features = gc.kernels.single_layer_features(images, learned.kernels, whitening=learned.whitening)
+    white = learned.whitening
+    features = gc.kernels.single_layer_features(images, learned.kernels, whitening=white)
     assert features.device.type == "cuda" and features.shape == (4, 64)
 
 
