@@ -188,3 +188,18 @@ def test_every_source_makes_a_bank():
         "laplacian": (1, 1, 3, 3),
         "edges": (6, 1, 7, 7),
     }
+
+
+def test_linear_probe_agrees_with_scikit_learns_logistic_regression():
+    from sklearn.linear_model import LogisticRegression
+
+    g = torch.Generator().manual_seed(7)
+    centres = torch.randn(3, 10, generator=g, dtype=torch.float64) * 1.2
+    labels = torch.randint(0, 3, (600,), generator=g)
+    features = centres[labels] + torch.randn(600, 10, generator=g, dtype=torch.float64)
+    ours = K.linear_probe(features[:400], labels[:400], features[400:], labels[400:])
+    mean, std = features[:400].mean(0), features[:400].std(0)
+    sk = LogisticRegression(C=1 / (2 * 1e-4 * 400), max_iter=2000)
+    sk.fit(((features[:400] - mean) / std).numpy(), labels[:400].numpy())
+    theirs = sk.score(((features[400:] - mean) / std).numpy(), labels[400:].numpy())
+    assert abs(ours - theirs) <= 0.02 and ours > 0.8

@@ -30,3 +30,5 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
     field = namespace["field"]
     assert field.size == (14, 14) and field.jump == (4, 4)
     assert namespace["shift"][0] == 0 and namespace["flops"] > 0
+    assert namespace["learned"].kernels.shape == (64, 1, 8, 8)
+    assert namespace["fit"].r2.shape == (64,) and (tmp_path / "kernels.png").exists()

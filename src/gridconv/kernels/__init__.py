@@ -10,7 +10,7 @@ from gridconv.kernels.classic import (
     prewitt,
     sobel,
 )
-from gridconv.kernels.features import quadrant_sums, single_layer_features
+from gridconv.kernels.features import linear_probe, quadrant_sums, single_layer_features
 from gridconv.kernels.gabor import (
     GaborFit,
     bank_parameters,
@@ -50,6 +50,7 @@ __all__ = [
     "kernel_bank",
     "kmeans_kernels",
     "laplacian",
+    "linear_probe",
     "normalize_patches",
     "oriented_edges",
     "prewitt",

@@ -89,3 +89,47 @@ def single_layer_features(
         maps = code.reshape(len(batch), out_h, out_w, -1).permute(0, 3, 1, 2)
         features.append(quadrant_sums(maps))
     return torch.cat(features)
+
+
+def linear_probe(
+    train_features: Tensor,
+    train_labels: Tensor,
+    test_features: Tensor,
+    test_labels: Tensor,
+    *,
+    weight_decay: float = 1e-4,
+    iterations: int = 200,
+) -> float:
+    """Test accuracy of multinomial logistic regression trained on fixed features.
+
+    The features are standardised with the training set's mean and deviation; the model is
+    fitted by full-batch L-BFGS with an L2 penalty. This is the only supervised part of the
+    single-layer pipeline.
+
+    Shape:
+        ``train_features`` ``(N, F)``, ``train_labels`` ``(N,)`` int64; the same for test.
+        Output: a float in [0, 1].
+    """
+    train_features = check_tensor("train_features", train_features).double()
+    test_features = check_tensor("test_features", test_features).double()
+    iterations = check_int("iterations", iterations, minimum=1)
+    mean, std = train_features.mean(0), train_features.std(0).clamp_min(1e-8)
+    x, x_test = (train_features - mean) / std, (test_features - mean) / std
+    classes = int(train_labels.max()) + 1
+    weight = torch.zeros(x.shape[1], classes, dtype=x.dtype, requires_grad=True)
+    bias = torch.zeros(classes, dtype=x.dtype, requires_grad=True)
+    optimiser = torch.optim.LBFGS(
+        [weight, bias], max_iter=iterations, history_size=20, line_search_fn="strong_wolfe"
+    )
+
+    def loss() -> Tensor:
+        optimiser.zero_grad()
+        value = F.cross_entropy(x @ weight + bias, train_labels)
+        value = value + weight_decay * weight.square().sum()
+        value.backward()
+        return value
+
+    optimiser.step(loss)
+    with torch.no_grad():
+        predicted = (x_test @ weight + bias).argmax(1)
+    return (predicted == test_labels).double().mean().item()
