@@ -287,6 +287,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError) as err:
         print(f"gridconv {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except (OSError, RuntimeError) as err:
+    except (OSError, RuntimeError, ImportError) as err:
         print(f"gridconv {args.command}: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
