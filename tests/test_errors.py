@@ -191,7 +191,8 @@ OTHER_ERRORS = {
     "data: unknown": (
         lambda: gc.data.load("imagenet"),
         ValueError,
-        r"`spec` must be one of 'mnist5k', 'digits'; got 'imagenet'",
+        r"`spec` must be one of mnist5k, digits, mnist-idx:DIR, cifar10:DIR, folder:DIR; "
+        r"got 'imagenet'",
     ),
     "data: not a string": (lambda: gc.data.load(3), TypeError, r"`spec` must be a data set name"),
 }
