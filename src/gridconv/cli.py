@@ -15,6 +15,7 @@ from typing import TextIO
 import torch
 
 from gridconv import __version__, bench, bench_local, data, kernels, models, plot
+from gridconv import train as training
 from gridconv.memory import keep_freed_memory
 from gridconv.train import BatchReport, fit
 
@@ -222,6 +223,56 @@ def _kernels(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _train(args: argparse.Namespace) -> int:
+    config = training.TrainConfig(
+        model=args.model,
+        data=args.data,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        scheduler=args.scheduler,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+        image_size=args.image_size,
+    )
+    procs = training.Processes.from_env()
+    if procs.main:
+        where = f" on {procs.world} processes" if procs.world > 1 else ""
+        verb = "resuming" if args.resume else "training"
+        print(f"gridconv train: {verb} {config.model} on {config.data}{where} -> {args.out}")
+
+    def epoch_line(r: training.EpochReport) -> None:
+        print(
+            f"  epoch {r.epoch}: train loss {r.train_loss:.4f}, test accuracy "
+            f"{r.test_accuracy:.4f}, {r.examples_per_second:,.0f} img/s"
+        )
+
+    result = training.run(
+        config,
+        args.out,
+        resume=args.resume,
+        on_batch=ProgressBar() if procs.main else None,
+        on_epoch=epoch_line if procs.main else None,
+    )
+    if procs.main:
+        print(f"test accuracy: {result['test_accuracy']:.4f}; result in {args.out}/result.json")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    accuracy, meta = training.evaluate_checkpoint(args.checkpoint, args.data)
+    print(f"{meta['model']} on {args.data}: test accuracy {accuracy:.4f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gridconv", description="Convolutional networks for any grid-like data."
@@ -256,6 +307,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     timing.set_defaults(run=_bench)
 
+    run = commands.add_parser(
+        "train",
+        help="train a model on a data set, with checkpoints; runs under torchrun for DDP",
+    )
+    run.add_argument(
+        "--model",
+        required=True,
+        help=f"one of {', '.join(models.MODELS)}, or package.module:factory",
+    )
+    run.add_argument("--data", required=True, help=f"one of {data.describe_specs()}")
+    run.add_argument("--epochs", type=_positive_int, default=10)
+    run.add_argument("--batch-size", type=_positive_int, default=64, help="the global batch")
+    run.add_argument("--lr", type=_positive_float, default=2e-3)
+    run.add_argument("--optimizer", choices=training.OPTIMIZERS, default="adam")
+    run.add_argument("--scheduler", choices=training.SCHEDULERS, default="constant")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="also checkpoint every STEPS batches (always at the end of every epoch)",
+    )
+    run.add_argument("--image-size", type=_positive_int, default=32, help="for folder: data")
+    run.add_argument("--out", default="gridconv-run", help="folder for checkpoints and metrics")
+    run.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
+    run.set_defaults(run=_train)
+
+    check = commands.add_parser("evaluate", help="test accuracy of a checkpoint")
+    check.add_argument("--checkpoint", required=True)
+    check.add_argument("--data", required=True, help=f"one of {data.describe_specs()}")
+    check.set_defaults(run=_evaluate)
+
     bank = commands.add_parser("kernels", help="make or learn a kernel bank and save a picture")
     bank.add_argument("--source", choices=kernels.SOURCES, default="kmeans")
     bank.add_argument(
@@ -280,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "epochs", 0) is None:
+    if args.command == "demo" and args.epochs is None:
         args.epochs = 3 if args.quick else 10
     try:
         return args.run(args)

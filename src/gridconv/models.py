@@ -6,12 +6,13 @@ Every factory takes ``(in_channels, num_classes, image_size)`` and returns a fre
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 from torch import nn
 
 from gridconv import nn as gnn
-from gridconv._checks import check_choice, check_int
+from gridconv._checks import check_choice, check_int, describe
 
 
 def convnet(in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> nn.Module:
@@ -47,11 +48,115 @@ def mlp(in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> nn
     )
 
 
-MODELS: dict[str, Callable[..., nn.Module]] = {"convnet": convnet, "mlp": mlp}
+def local(in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> nn.Module:
+    """A convolution, then a locally connected layer (a kernel per position, sec. 9.6).
+
+    Shape:
+        ``(N, in_channels, image_size, image_size) -> (N, num_classes)``
+    """
+    side = image_size // 2
+    return nn.Sequential(
+        gnn.Conv2d(in_channels, 32, 5, padding="same"),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        gnn.LocallyConnected2d(32, 16, 3, side, padding="same"),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16 * (side // 2) ** 2, num_classes),
+    )
+
+
+def tiled(in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> nn.Module:
+    """Two tiled convolutions (2 x 2 kernels cycled over the output, Le et al. 2010).
+
+    Shape:
+        ``(N, in_channels, image_size, image_size) -> (N, num_classes)``
+    """
+    side = image_size // 4
+    return nn.Sequential(
+        gnn.TiledConv2d(in_channels, 32, 5, 2, padding="same"),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        gnn.TiledConv2d(32, 64, 5, 2, padding="same"),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(64 * side * side, num_classes),
+    )
+
+
+def separable(in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> nn.Module:
+    """The ConvNet with its second layer depthwise separable (sec. 9.8's parameter saving).
+
+    Shape:
+        ``(N, in_channels, image_size, image_size) -> (N, num_classes)``
+    """
+    side = image_size // 4
+    return nn.Sequential(
+        gnn.Conv2d(in_channels, 32, 5, padding="same"),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        gnn.DepthwiseSeparableConv2d(32, 64, 5, padding="same"),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(64 * side * side, num_classes),
+    )
+
+
+def pyramid(in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> nn.Module:
+    """Convolutions, then spatial pyramid pooling (1, 2, 4): takes images of any size.
+
+    Shape:
+        ``(N, in_channels, H, W) -> (N, num_classes)`` for any ``H, W >= 4``
+    """
+    spp = gnn.PyramidPool((1, 2, 4))
+    return nn.Sequential(
+        gnn.Conv2d(in_channels, 32, 5, padding="same"),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        gnn.Conv2d(32, 64, 5, padding="same"),
+        nn.ReLU(),
+        spp,
+        nn.Linear(spp.out_features(64), num_classes),
+    )
+
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "convnet": convnet,
+    "mlp": mlp,
+    "local": local,
+    "tiled": tiled,
+    "separable": separable,
+    "pyramid": pyramid,
+}
+
+
+def factory(name: str) -> Callable[..., nn.Module]:
+    """The registered factory ``name``, or a user's ``package.module:function``."""
+    if not isinstance(name, str):
+        raise TypeError(f"`model` must be a name (str), got {describe(name)}.")
+    if ":" not in name:
+        return MODELS[check_choice("model", name, MODELS)]
+    module_name, _, attribute = name.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"`model` {name!r}: cannot import {module_name!r}: {err}.") from err
+    made = getattr(module, attribute, None)
+    if not callable(made):
+        raise ValueError(f"`model` {name!r}: {module_name} has no function {attribute!r}.")
+    return made
 
 
 def build(name: str, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
-    """The registered model ``name`` for images of the given channels and size."""
-    factory = MODELS[check_choice("model", name, MODELS)]
+    """The model ``name`` (registered, or ``package.module:factory``) for images of the given
+    channels and size; a user factory is called as ``factory(in_channels, num_classes,
+    image_size)`` and must return a ``torch.nn.Module``."""
+    make = factory(name)
     check_int("image_size", image_size, minimum=4)
-    return factory(in_channels, num_classes, image_size)
+    model = make(in_channels, num_classes, image_size)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"`model` {name!r} returned {describe(model)}, not a torch.nn.Module.")
+    return model

@@ -31,6 +31,16 @@ def describe_specs() -> str:
     return ", ".join([*EMBEDDED, *(f"{f}:DIR" for f in FORMATS)])
 
 
+def check_spec(spec: object) -> str:
+    """``spec`` names a data set: an embedded name or ``FORMAT:DIR``."""
+    if not isinstance(spec, str):
+        raise TypeError(f"`spec` must be a data set name (str), got {describe(spec)}.")
+    kind, _, path = spec.partition(":")
+    if spec not in EMBEDDED and (kind not in FORMATS or not path):
+        raise ValueError(f"`spec` must be one of {describe_specs()}; got {spec!r}.")
+    return spec
+
+
 def load(spec: str, *, image_size: int = 32, gray: bool = False) -> Split:
     """Load a data set by spec.
 
@@ -53,15 +63,12 @@ def load(spec: str, *, image_size: int = 32, gray: bool = False) -> Split:
         ValueError: an unknown spec (the message lists the valid ones), a corrupt file.
         FileNotFoundError: a missing folder or file, or the package that ships the data.
     """
-    if not isinstance(spec, str):
-        raise TypeError(f"`spec` must be a data set name (str), got {describe(spec)}.")
+    check_spec(spec)
     if spec == "mnist5k":
         return load_mnist5k()
     if spec == "digits":
         return load_digits()
     kind, _, path = spec.partition(":")
-    if kind not in FORMATS or not path:
-        raise ValueError(f"`spec` must be one of {describe_specs()}; got {spec!r}.")
     if kind == "mnist-idx":
         return load_idx(Path(path))
     if kind == "cifar10":
@@ -79,6 +86,7 @@ __all__ = [
     "NATURAL_IMAGES",
     "SAMPLE_IMAGES",
     "Split",
+    "check_spec",
     "describe_specs",
     "load",
     "load_cifar10",

@@ -1,0 +1,84 @@
+"""Checkpoints that survive interruption: atomic writes and safe loads.
+
+A checkpoint is written to a temporary file in the same folder, flushed and fsynced, then
+renamed over the old one (and the folder fsynced): a crash at any moment leaves either the
+old checkpoint or the new one, never half of one. Loading uses ``torch.load(...,
+weights_only=True)``, which builds only tensors and plain containers and never runs code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "gridconv-checkpoint-1"
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # some file systems do not open folders; the rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, write: Any) -> None:
+    """Call ``write(file)`` on a temporary file, fsync it, and rename it to ``path``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _fsync_folder(path.parent)
+
+
+def save(state: dict[str, Any], path: Path) -> None:
+    """Write a checkpoint atomically; ``state`` holds tensors and plain Python values."""
+    write_atomic(path, lambda f: torch.save({"format": FORMAT, **state}, f))
+
+
+def save_json(value: Any, path: Path) -> None:
+    """Write JSON atomically."""
+    write_atomic(path, lambda f: f.write((json.dumps(value, indent=2) + "\n").encode()))
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True``; a foreign or corrupt file is a ValueError
+    that names it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several kinds for corrupt or unsafe files
+        raise ValueError(f"{path} is not a readable gridconv checkpoint: {err}") from err
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a gridconv checkpoint (no {FORMAT!r} marker).")
+    return state
+
+
+def rng_state() -> dict[str, Any]:
+    """Every random number generator training draws from: torch's CPU and CUDA ones."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
