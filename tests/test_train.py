@@ -166,3 +166,18 @@ def test_checkpoints_refuse_foreign_files(tmp_path):
     path.write_bytes(b"corrupt")
     with pytest.raises(ValueError, match=r"is not a readable gridconv checkpoint"):
         checkpoint.load(path)
+
+
+def test_every_global_rng_round_trips_through_a_checkpoint(tmp_path):
+    import random
+
+    import numpy as np
+
+    random.seed(3)
+    np.random.seed(4)
+    torch.manual_seed(5)
+    checkpoint.save({"rng": checkpoint.rng_state()}, tmp_path / "c.pt")
+    first = (random.random(), np.random.randn(), torch.rand(3))
+    checkpoint.set_rng_state(checkpoint.load(tmp_path / "c.pt")["rng"])
+    again = (random.random(), np.random.randn(), torch.rand(3))
+    assert first[:2] == again[:2] and torch.equal(first[2], again[2])

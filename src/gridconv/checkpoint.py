@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 FORMAT = "gridconv-checkpoint-1"
@@ -71,14 +73,26 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def rng_state() -> dict[str, Any]:
-    """Every random number generator training draws from: torch's CPU and CUDA ones."""
-    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    """Every global random number generator: torch's CPU and CUDA ones, NumPy's and Python's
+    (a user's model or transform may draw from those), as tensors and plain values."""
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    version, words, python_gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss],
+        "python": [version, torch.tensor(words, dtype=torch.int64), python_gauss],
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` captured."""
     torch.set_rng_state(state["torch"])
+    kind, keys, position, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
+    version, words, python_gauss = state["python"]
+    random.setstate((version, tuple(words.tolist()), python_gauss))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
