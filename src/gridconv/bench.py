@@ -335,7 +335,8 @@ def plot_crossover(records: list[Record], path: str) -> None:
     kernels = sorted({r.kernel for r in rows})
     ax.set_xticks(kernels, [str(k) for k in kernels])
     ax.xaxis.set_minor_locator(NullLocator())
-    ax.set_xlabel("kernel size k (k x k Gaussian, 256 x 256 image)")
+    image = rows[0].case.split()[3] if rows else ""
+    ax.set_xlabel(f"kernel size k (k x k Gaussian, {image} image)")
     ax.set_ylabel("time (ms, median)")
     ax.set_title("gridconv: where each method wins")
     ax.legend()

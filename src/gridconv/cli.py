@@ -10,14 +10,25 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TextIO
 
 import torch
 
-from gridconv import __version__, bench, bench_local, data, kernels, models, plot
+from gridconv import (
+    __version__,
+    bench,
+    bench_local,
+    data,
+    experiments,
+    kernels,
+    models,
+    plot,
+    report,
+)
 from gridconv import train as training
 from gridconv.memory import keep_freed_memory
-from gridconv.train import BatchReport, fit
+from gridconv.train import BatchReport
 
 
 class ProgressBar:
@@ -55,31 +66,41 @@ def _positive_int(text: str) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     keep_freed_memory()
-    torch.manual_seed(args.seed)
-    print(f"gridconv {__version__} demo: a ConvNet of gridconv.nn.Conv2d layers on MNIST (5k)")
-    train, test = data.load("mnist5k")
-    if args.quick:
-        train = torch.utils.data.Subset(train, range(1000))
-    print(f"  {len(train)} training and {len(test)} test digits, {args.epochs} epochs")
-    model = models.build("convnet", in_channels=1, num_classes=10, image_size=28)
-    generator = torch.Generator().manual_seed(args.seed)
+    only = None if args.only is None else [n.strip() for n in args.only.split(",") if n.strip()]
+    names = experiments.select(only)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    mode = "quick" if args.quick else "full"
+    print(f"gridconv {__version__} demo ({mode}, seed {args.seed}): {len(names)} experiments")
+    bar = ProgressBar()
+    settings = experiments.Settings(out, quick=args.quick, seed=args.seed, on_batch=bar)
+
+    def started(i: int, total: int, name: str) -> None:
+        print(f"[{i}/{total}] {name}: {experiments.MODULES[name].TITLE}", flush=True)
+
+    def done(i: int, total: int, result: experiments.Result) -> None:
+        label, _ = report.verdict_label(result)
+        detail = result.error if result.error else result.measured
+        print(f"  {label} ({result.seconds:.1f} s): {detail}", flush=True)
+
     start = time.perf_counter()
-    reports = fit(
-        model,
-        train,
-        test,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        generator=generator,
-        on_batch=ProgressBar(),
+    results = experiments.run_all(settings, names, on_start=started, on_done=done)
+    meta = {
+        "gridconv": __version__,
+        "torch": torch.__version__,
+        "mode": mode,
+        "seed": args.seed,
+        "threads": torch.get_num_threads(),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    page = report.write(results, out, meta)
+    failed = [r.name for r in results if r.error is not None]
+    supported = sum(bool(r.supported) for r in results if r.error is None)
+    print(
+        f"{supported} of {len(results)} claims supported, {len(failed)} failed; report: {page} "
+        f"({meta['seconds']:.0f} s)"
     )
-    for r in reports:
-        print(
-            f"  epoch {r.epoch}: train loss {r.train_loss:.4f}, test accuracy {r.test_accuracy:.4f}"
-        )
-    print(f"test accuracy: {reports[-1].test_accuracy:.4f} ({time.perf_counter() - start:.1f} s)")
-    return 0
+    return 1 if failed else 0
 
 
 _BENCH_COLUMNS = (
@@ -279,11 +300,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gridconv {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo = commands.add_parser("demo", help="the main job: train a ConvNet on embedded MNIST")
-    demo.add_argument("--quick", action="store_true", help="a fast smoke run (1,000 digits)")
-    demo.add_argument("--epochs", type=_positive_int, default=None, help="default 10 (quick: 3)")
-    demo.add_argument("--batch-size", type=_positive_int, default=64)
-    demo.add_argument("--lr", type=float, default=2e-3)
+    demo = commands.add_parser(
+        "demo", help="the main job: the chapter's claims, measured, as an HTML report"
+    )
+    demo.add_argument("--quick", action="store_true", help="tiny settings: a smoke run")
+    demo.add_argument(
+        "--only", metavar="NAME[,NAME]", help=f"some of {', '.join(experiments.NAMES)}"
+    )
+    demo.add_argument("--out", default="gridconv-report", help="the report's folder")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=_demo)
 
@@ -364,8 +388,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "demo" and args.epochs is None:
-        args.epochs = 3 if args.quick else 10
     try:
         return args.run(args)
     except (ValueError, TypeError) as err:
