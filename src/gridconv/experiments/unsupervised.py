@@ -55,12 +55,37 @@ def gabor_likeness(settings: Settings, figures: Figures) -> list[dict]:
     }
     picture = kernel_grid(learned.kernels, title="k-means, 8x8 whitened natural-image patches")
     figures.save(picture, "kmeans", "k-means centroids learned from scikit-image's images.")
-    records = []
+    records, fits = [], {}
     for name, bank in banks.items():
-        r2 = kernels.fit_gabor(bank).r2
+        fits[name] = kernels.fit_gabor(bank)
+        r2 = fits[name].r2
         records.append({"measure": "gabor fit", "kernels": name, "count": count,
                         "gabor_like": (r2 >= 0.6).double().mean().item(),
                         "median_r2": r2.median().item()})  # fmt: skip
+    figure = figures.new(10, 3.4)
+    left, right = figure.subfigures(1, 2, width_ratios=[1, 1.2])
+    histogram = left.subplots()
+    for name, fit in fits.items():
+        histogram.hist(fit.r2.clamp(-0.2, 1).numpy(), bins=24, range=(-0.2, 1), alpha=0.6,
+                       label=name)  # fmt: skip
+    histogram.axvline(0.6, color="black", linestyle=":", label="R² = 0.6")
+    histogram.set_xlabel("R² of the best-fitting Gabor function")
+    histogram.set_ylabel("kernels")
+    histogram.legend()
+    pairs = torch.stack([torch.stack([banks["k-means"][i, 0], fits["k-means"].fitted[i, 0]])
+                         for i in range(6)])  # fmt: skip
+    tiles = right.subplots(2, 6)
+    for i in range(6):
+        for j in range(2):
+            ax = tiles[j, i]
+            tile = pairs[i, j]
+            ax.imshow(tile.numpy(), cmap="gray", vmin=-tile.abs().max(), vmax=tile.abs().max())
+            ax.set_axis_off()
+            if i == 0:
+                ax.set_title("kernel" if j == 0 else "Gabor fit", fontsize=9, loc="left")
+    figures.save(figure, "gabor-fit", "Left: how well a Gabor function fits each kernel. "
+                 "Right: six k-means kernels (top) and their fitted Gabor functions "
+                 "(bottom).")  # fmt: skip
     return records
 
 
