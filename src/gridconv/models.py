@@ -15,23 +15,32 @@ from gridconv import nn as gnn
 from gridconv._checks import check_choice, check_int, describe
 
 
+def _two_blocks(
+    first: nn.Module, second: nn.Module, channels: int, image_size: int, num_classes: int
+) -> nn.Sequential:
+    """``first``, ReLU, 2x2 max pooling, ``second`` (``channels`` out), ReLU, 2x2 max
+    pooling, then a linear classifier: the shape every registered ConvNet shares."""
+    side = image_size // 4
+    return nn.Sequential(
+        first,
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        second,
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(channels * side * side, num_classes),
+    )
+
+
 def convnet(in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> nn.Module:
     """Two 5x5 "same" convolutions with ReLU and 2x2 max pooling, then a linear classifier.
 
     Shape:
         ``(N, in_channels, image_size, image_size) -> (N, num_classes)``
     """
-    side = image_size // 4
-    return nn.Sequential(
-        gnn.Conv2d(in_channels, 32, 5, padding="same"),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        gnn.Conv2d(32, 64, 5, padding="same"),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(64 * side * side, num_classes),
-    )
+    first = gnn.Conv2d(in_channels, 32, 5, padding="same")
+    return _two_blocks(first, gnn.Conv2d(32, 64, 5, padding="same"), 64, image_size, num_classes)
 
 
 def mlp(in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> nn.Module:
@@ -54,17 +63,9 @@ def local(in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> 
     Shape:
         ``(N, in_channels, image_size, image_size) -> (N, num_classes)``
     """
-    side = image_size // 2
-    return nn.Sequential(
-        gnn.Conv2d(in_channels, 32, 5, padding="same"),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        gnn.LocallyConnected2d(32, 16, 3, side, padding="same"),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(16 * (side // 2) ** 2, num_classes),
-    )
+    first = gnn.Conv2d(in_channels, 32, 5, padding="same")
+    second = gnn.LocallyConnected2d(32, 16, 3, image_size // 2, padding="same")
+    return _two_blocks(first, second, 16, image_size, num_classes)
 
 
 def tiled(in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> nn.Module:
@@ -73,17 +74,9 @@ def tiled(in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> 
     Shape:
         ``(N, in_channels, image_size, image_size) -> (N, num_classes)``
     """
-    side = image_size // 4
-    return nn.Sequential(
-        gnn.TiledConv2d(in_channels, 32, 5, 2, padding="same"),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        gnn.TiledConv2d(32, 64, 5, 2, padding="same"),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(64 * side * side, num_classes),
-    )
+    first = gnn.TiledConv2d(in_channels, 32, 5, 2, padding="same")
+    second = gnn.TiledConv2d(32, 64, 5, 2, padding="same")
+    return _two_blocks(first, second, 64, image_size, num_classes)
 
 
 def separable(in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> nn.Module:
@@ -92,17 +85,9 @@ def separable(in_channels: int = 1, num_classes: int = 10, image_size: int = 28)
     Shape:
         ``(N, in_channels, image_size, image_size) -> (N, num_classes)``
     """
-    side = image_size // 4
-    return nn.Sequential(
-        gnn.Conv2d(in_channels, 32, 5, padding="same"),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        gnn.DepthwiseSeparableConv2d(32, 64, 5, padding="same"),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(64 * side * side, num_classes),
-    )
+    first = gnn.Conv2d(in_channels, 32, 5, padding="same")
+    second = gnn.DepthwiseSeparableConv2d(32, 64, 5, padding="same")
+    return _two_blocks(first, second, 64, image_size, num_classes)
 
 
 def pyramid(in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> nn.Module:
