@@ -37,7 +37,11 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 
 def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Images ``(N, 3, 32, 32)`` uint8 and labels ``(N,)`` of one batch file, checked."""
+    """Images and labels of one batch file, checked.
+
+    Shape:
+        Output: images ``(N, 3, 32, 32)`` uint8, labels ``(N,)`` int64.
+    """
     try:
         with open(path, "rb") as f:
             batch = _RestrictedUnpickler(f, encoding="bytes").load()

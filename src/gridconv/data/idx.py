@@ -34,7 +34,11 @@ def _find(folder: Path, name: str) -> Path:
 
 
 def read_idx(path: Path, ndim: int) -> np.ndarray:
-    """The unsigned-byte array of one IDX file with ``ndim`` dims, checked against its header."""
+    """The unsigned-byte array of one IDX file with ``ndim`` dims, checked against its header.
+
+    Shape:
+        Output: the header's sizes, e.g. ``(N, 28, 28)`` for images, ``(N,)`` for labels.
+    """
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:

@@ -36,7 +36,11 @@ def on_canvas(
     images: torch.Tensor, size: int, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """Each 28x28 image pasted on a blank ``size`` x ``size`` canvas: in the middle, or at a
-    random place when a ``generator`` is given."""
+    random place when a ``generator`` is given.
+
+    Shape:
+        ``(N, 1, 28, 28) -> (N, 1, size, size)``
+    """
     canvas = torch.zeros(len(images), 1, size, size)
     room = size - 28
     if generator is None:

@@ -37,7 +37,11 @@ def _network(bias: str) -> nn.Module:
 
 def border_contrast(bias: torch.Tensor, width: int = 3) -> tuple[float, float]:
     """Mean |b - median(interior)| of the outer ``width`` rings and of the interior, over
-    channels, for an untied bias ``(C, H, W)``."""
+    channels, for an untied bias.
+
+    Shape:
+        ``bias`` ``(C, H, W)``; two floats out.
+    """
     mask = torch.zeros(bias.shape[1:], dtype=torch.bool)
     mask[:width], mask[-width:], mask[:, :width], mask[:, -width:] = True, True, True, True
     interior = bias[:, ~mask]

@@ -29,7 +29,11 @@ def _check_ndim(ndim: object) -> int:
 
 
 def offsets(size: int, dtype: torch.dtype = torch.float64) -> Tensor:
-    """Each cell's offset from the centre ``(size - 1) / 2``: ``-2, -1, 0, 1, 2`` for 5."""
+    """Each cell's offset from the centre ``(size - 1) / 2``: ``-2, -1, 0, 1, 2`` for 5.
+
+    Shape:
+        Output: ``(size,)``
+    """
     return torch.arange(size, dtype=dtype) - (size - 1) / 2
 
 

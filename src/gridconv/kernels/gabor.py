@@ -140,6 +140,9 @@ def bank_parameters(
 
     Every orientation x frequency x phase (phase fastest), isotropic envelopes
     (``beta_x = beta_y = envelope_beta(f, bandwidth)``), centred, ``alpha = 1``.
+
+    Shape:
+        Output: each value ``(K,)``, ``K = orientations * frequencies * phases``.
     """
     taus = _angles("orientations", orientations, math.pi)
     if isinstance(frequencies, int | float):
