@@ -37,9 +37,15 @@ def ablations(generator: torch.Generator) -> list[dict]:
     records = []
     for name, bank in banks.items():
         r2 = K.fit_gabor(bank).r2
-        records.append({"measure": "gabor fit", "kernels": name, "count": 100,
-                        "gabor_like": (r2 >= 0.6).double().mean().item(),
-                        "median_r2": r2.median().item()})  # fmt: skip
+        records.append(
+            {
+                "measure": "gabor fit",
+                "kernels": name,
+                "count": 100,
+                "gabor_like": (r2 >= 0.6).double().mean().item(),
+                "median_r2": r2.median().item(),
+            }
+        )
     return records
 
 

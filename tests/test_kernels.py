@@ -188,8 +188,13 @@ def test_random_kernels_have_the_stated_distribution(method):
     assert abs(w.mean().item()) < 0.002
     if method == "uniform":
         assert w.abs().max() <= 2 * math.sqrt(3 / fan_in)
-    again = K.random_kernels((4000, 3, 5, 5), method=method, gain=2.0, dtype=torch.float64,
-                             generator=torch.Generator().manual_seed(5))  # fmt: skip
+    again = K.random_kernels(
+        (4000, 3, 5, 5),
+        method=method,
+        gain=2.0,
+        dtype=torch.float64,
+        generator=torch.Generator().manual_seed(5),
+    )
     torch.testing.assert_close(w, again)
 
 

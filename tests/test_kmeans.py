@@ -101,9 +101,14 @@ def test_single_layer_features_against_a_loop_over_patches():
                     else:
                         maps[n, :, r, c] = (unit @ x[0]).clamp_min(0)
         expected = torch.cat(
-            [maps[:, :, :2, :2].sum((2, 3)), maps[:, :, :2, 2:].sum((2, 3)),
-             maps[:, :, 2:, :2].sum((2, 3)), maps[:, :, 2:, 2:].sum((2, 3))], dim=1
-        )  # fmt: skip
+            [
+                maps[:, :, :2, :2].sum((2, 3)),
+                maps[:, :, :2, 2:].sum((2, 3)),
+                maps[:, :, 2:, :2].sum((2, 3)),
+                maps[:, :, 2:, 2:].sum((2, 3)),
+            ],
+            dim=1,
+        )
         torch.testing.assert_close(out, expected)
 
 

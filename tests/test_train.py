@@ -25,8 +25,19 @@ def weights(out):
 
 
 def train_command(out, *extra):
-    return [sys.executable, "-m", "gridconv", "train", "--model", "convnet", "--data", "digits",
-            "--out", str(out), *extra]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "gridconv",
+        "train",
+        "--model",
+        "convnet",
+        "--data",
+        "digits",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def test_train_writes_metrics_result_and_a_safe_checkpoint(tmp_path, capsys):
@@ -60,8 +71,9 @@ def test_a_run_killed_mid_epoch_and_resumed_ends_with_identical_weights(tmp_path
     reference = tmp_path / "reference"
     subprocess.run(train_command(reference, *args), env=ENV, check=True, capture_output=True)
     out = tmp_path / "killed"
-    process = subprocess.Popen(train_command(out, *args), env=ENV, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)  # fmt: skip
+    process = subprocess.Popen(
+        train_command(out, *args), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         if (out / "checkpoint.pt").exists():
@@ -92,10 +104,21 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
     one = tmp_path / "one"
     subprocess.run(train_command(one, *args), env=ENV, check=True, capture_output=True)
     two = tmp_path / "two"
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                "--nproc-per-node", "2"]  # fmt: skip
-    run = subprocess.run([*torchrun, *train_command(two, *args)[1:]], env=ENV,
-                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+    ]
+    run = subprocess.run(
+        [*torchrun, *train_command(two, *args)[1:]],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "on 2 processes" in run.stdout
     a, b = weights(one), weights(two)

@@ -87,6 +87,7 @@ def kernel_grid(
         axes.set_axis_off()
     if title:
         figure.suptitle(title)
-    figure.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.9 if title else 0.98,
-                           wspace=0.1, hspace=0.1)  # fmt: skip
+    figure.subplots_adjust(
+        left=0.02, right=0.98, bottom=0.02, top=0.9 if title else 0.98, wspace=0.1, hspace=0.1
+    )
     return figure

@@ -161,8 +161,18 @@ def fit(
     reports = []
     for epoch in range(1, epochs + 1):
         running = _Running()
-        _train_batches(model, loader, optimizer, None, epoch=epoch, total=len(loader), first=0,
-                       running=running, device=device, on_batch=on_batch)  # fmt: skip
+        _train_batches(
+            model,
+            loader,
+            optimizer,
+            None,
+            epoch=epoch,
+            total=len(loader),
+            first=0,
+            running=running,
+            device=device,
+            on_batch=on_batch,
+        )
         reports.append(
             EpochReport(
                 epoch,
@@ -377,9 +387,19 @@ def _run(config, meta, split, out, saved, procs, device, on_batch, on_epoch) -> 
             if config.checkpoint_every and step % config.checkpoint_every == 0 and step < batches:
                 save(epoch, step, sums)
 
-        _train_batches(trained, loader, optimizer, scheduler, epoch=epoch + 1, total=batches,
-                       first=done, running=running, device=device,
-                       on_batch=on_batch if procs.main else None, after_step=every)  # fmt: skip
+        _train_batches(
+            trained,
+            loader,
+            optimizer,
+            scheduler,
+            epoch=epoch + 1,
+            total=batches,
+            first=done,
+            running=running,
+            device=device,
+            on_batch=on_batch if procs.main else None,
+            after_step=every,
+        )
         done = 0
         if procs.main:
             report = EpochReport(

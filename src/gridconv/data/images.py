@@ -9,11 +9,31 @@ import torch
 
 from gridconv._checks import describe
 
-NATURAL_IMAGES = ("camera", "astronaut", "grass", "gravel", "brick", "coffee", "chelsea",
-                  "rocket", "moon", "coins", "clock")  # fmt: skip
+NATURAL_IMAGES = (
+    "camera",
+    "astronaut",
+    "grass",
+    "gravel",
+    "brick",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "moon",
+    "coins",
+    "clock",
+)
 # every scikit-image sample that ships in its wheel (others would be downloaded)
-SAMPLE_IMAGES = (*NATURAL_IMAGES, "cat", "page", "text", "horse", "hubble_deep_field",
-                 "immunohistochemistry", "colorwheel", "retina")  # fmt: skip
+SAMPLE_IMAGES = (
+    *NATURAL_IMAGES,
+    "cat",
+    "page",
+    "text",
+    "horse",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "colorwheel",
+    "retina",
+)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif")
 
 

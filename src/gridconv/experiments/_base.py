@@ -100,6 +100,14 @@ def train_classifier(
 ) -> tuple[list[EpochReport], float]:
     """Train with the library's loop; returns the epoch reports and the seconds it took."""
     start = time.perf_counter()
-    reports = fit(model, split.train, split.test, epochs=epochs, batch_size=batch_size, lr=lr,
-                  generator=settings.generator(offset), on_batch=settings.on_batch)  # fmt: skip
+    reports = fit(
+        model,
+        split.train,
+        split.test,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        generator=settings.generator(offset),
+        on_batch=settings.on_batch,
+    )
     return reports, time.perf_counter() - start

@@ -54,7 +54,12 @@ def run(settings: Settings) -> Result:
     figures = Figures(settings.out, NAME)
     path = settings.out / f"{NAME}-crossover.png"
     bench.plot_crossover(timed, str(path))
-    figures.saved.append({"file": path.name, "caption": f"Time against kernel size for a "
-                          f"k x k Gaussian on a {size[0]}x{size[1]} image (medians)."})  # fmt: skip
+    figures.saved.append(
+        {
+            "file": path.name,
+            "caption": f"Time against kernel size for a "
+            f"k x k Gaussian on a {size[0]}x{size[1]} image (medians).",
+        }
+    )
     supported, measured = verdict(records)
     return Result(NAME, TITLE, CLAIM, measured, supported, records, figures.saved)

@@ -63,12 +63,14 @@ def run(settings: Settings) -> Result:
     for size in SIZES:
         centred = on_canvas(images, size)
         anywhere = on_canvas(images, size, settings.generator(size))
-        records.append({
-            "canvas": size,
-            "test_accuracy": evaluate(model, TensorDataset(centred, labels)),
-            "test_accuracy_random_place": evaluate(model, TensorDataset(anywhere, labels)),
-            "features": 64 * 21,
-        })  # fmt: skip
+        records.append(
+            {
+                "canvas": size,
+                "test_accuracy": evaluate(model, TensorDataset(centred, labels)),
+                "test_accuracy_random_place": evaluate(model, TensorDataset(anywhere, labels)),
+                "features": 64 * 21,
+            }
+        )
         examples.append(anywhere[0, 0])
     figures = Figures(settings.out, NAME)
     figure = figures.new(10, 3)
@@ -79,16 +81,21 @@ def run(settings: Settings) -> Result:
         ax.set_axis_off()
     positions = torch.arange(len(records)).float()
     axes[-1].bar(positions - 0.2, [r["test_accuracy"] for r in records], 0.4, label="middle")
-    axes[-1].bar(positions + 0.2, [r["test_accuracy_random_place"] for r in records], 0.4,
-                 label="anywhere")  # fmt: skip
+    axes[-1].bar(
+        positions + 0.2, [r["test_accuracy_random_place"] for r in records], 0.4, label="anywhere"
+    )
     axes[-1].set_xticks(positions.tolist(), [str(r["canvas"]) for r in records])
     axes[-1].set_ylim(0, 1)
     axes[-1].axhline(0.1, color="gray", linestyle=":", label="chance")
     axes[-1].set_xlabel("canvas size")
     axes[-1].set_ylabel("test accuracy")
     axes[-1].legend()
-    figures.save(figure, "sizes", "A pyramid-pooling network trained on 28x28 digits, "
-                 "tested on the same digits in the middle of, or anywhere on, larger "
-                 "canvases.")  # fmt: skip
+    figures.save(
+        figure,
+        "sizes",
+        "A pyramid-pooling network trained on 28x28 digits, "
+        "tested on the same digits in the middle of, or anywhere on, larger "
+        "canvases.",
+    )
     supported, measured = verdict(records)
     return Result(NAME, TITLE, CLAIM, measured, supported, records, figures.saved)

@@ -79,8 +79,11 @@ def run(settings: Settings) -> Result:
             for layer in (model[0], model[3]):
                 layer.bias.zero_()
         reports, seconds = train_classifier(model, split, settings, epochs=epochs, offset=8)
-        record = {"bias": bias, "test_accuracy": reports[-1].test_accuracy,
-                  "train_seconds": round(seconds, 2)}  # fmt: skip
+        record = {
+            "bias": bias,
+            "test_accuracy": reports[-1].test_accuracy,
+            "train_seconds": round(seconds, 2),
+        }
         if bias == "untied":
             untied_map = model[0].bias.detach()
             record["border_deviation"], record["interior_deviation"] = border_contrast(untied_map)
@@ -98,13 +101,18 @@ def run(settings: Settings) -> Result:
     axes[1].set_title("mean |deviation|, layer 1")
     for ax in axes[:2]:
         ax.set_axis_off()
-    axes[2].bar([r["bias"] for r in records], [r["test_accuracy"] for r in records],
-                color=["#88a", "#c64"])  # fmt: skip
+    axes[2].bar(
+        [r["bias"] for r in records], [r["test_accuracy"] for r in records], color=["#88a", "#c64"]
+    )
     low = min(r["test_accuracy"] for r in records)
     axes[2].set_ylim(low - 0.05, 1.0)
     axes[2].set_ylabel("test accuracy")
-    figures.save(figure, "map", "The first layer's learned untied biases (16 maps of 28x28 "
-                 "averaged; inverted digits, zero padding), their deviation from the "
-                 "interior's median, and accuracy.")  # fmt: skip
+    figures.save(
+        figure,
+        "map",
+        "The first layer's learned untied biases (16 maps of 28x28 "
+        "averaged; inverted digits, zero padding), their deviation from the "
+        "interior's median, and accuracy.",
+    )
     supported, measured = verdict(records)
     return Result(NAME, TITLE, CLAIM, measured, supported, records, figures.saved)

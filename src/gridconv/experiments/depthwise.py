@@ -55,38 +55,46 @@ def run(settings: Settings) -> Result:
     x = torch.randn(32, 16, 32, 32)
     for name, layer in (
         ("standard 16->32 3x3", gnn.Conv2d(16, 32, 3, padding="same", bias=False)),
-        ("depthwise separable 16->32 3x3",
-         gnn.DepthwiseSeparableConv2d(16, 32, 3, padding="same", bias=False)),
-    ):  # fmt: skip
-        records.append({
-            "measure": "layer",
-            "layer": name,
-            "weights": count_parameters(layer),
-            "flops": count_flops(layer, (1, 16, 32, 32)),
-            "forward_ms_batch32": _time_layer(layer, x, 5 if settings.quick else 30),
-        })  # fmt: skip
+        (
+            "depthwise separable 16->32 3x3",
+            gnn.DepthwiseSeparableConv2d(16, 32, 3, padding="same", bias=False),
+        ),
+    ):
+        records.append(
+            {
+                "measure": "layer",
+                "layer": name,
+                "weights": count_parameters(layer),
+                "flops": count_flops(layer, (1, 16, 32, 32)),
+                "forward_ms_batch32": _time_layer(layer, x, 5 if settings.quick else 30),
+            }
+        )
     split = mnist(settings)
     epochs = 2 if settings.quick else 5
     for name in ("convnet", "separable"):
         torch.manual_seed(settings.seed)
         model = models.build(name, 1, 10, 28)
         reports, seconds = train_classifier(model, split, settings, epochs=epochs, offset=9)
-        records.append({
-            "measure": "network",
-            "network": name,
-            "parameters": count_parameters(model),
-            "flops": count_flops(model, (1, 1, 28, 28)),
-            "test_accuracy": reports[-1].test_accuracy,
-            "train_seconds": round(seconds, 2),
-        })  # fmt: skip
+        records.append(
+            {
+                "measure": "network",
+                "network": name,
+                "parameters": count_parameters(model),
+                "flops": count_flops(model, (1, 1, 28, 28)),
+                "test_accuracy": reports[-1].test_accuracy,
+                "train_seconds": round(seconds, 2),
+            }
+        )
     figures = Figures(settings.out, NAME)
     figure = figures.new(9, 3.2)
     axes = figure.subplots(1, 3)
     layers = [r for r in records if r["measure"] == "layer"]
     nets = [r for r in records if r["measure"] == "network"]
     labels = ["standard", "separable"]
-    for ax, key, title in ((axes[0], "weights", "weights of one layer"),
-                           (axes[1], "flops", "FLOPs of one layer (32x32)")):  # fmt: skip
+    for ax, key, title in (
+        (axes[0], "weights", "weights of one layer"),
+        (axes[1], "flops", "FLOPs of one layer (32x32)"),
+    ):
         ax.bar(labels, [r[key] for r in layers], color=["#88a", "#c64"])
         ax.set_title(title)
         for i, r in enumerate(layers):
@@ -94,8 +102,12 @@ def run(settings: Settings) -> Result:
     axes[2].bar(labels, [r["test_accuracy"] for r in nets], color=["#88a", "#c64"])
     axes[2].set_ylim(min(r["test_accuracy"] for r in nets) - 0.05, 1.0)
     axes[2].set_title("network test accuracy")
-    figures.save(figure, "cost", "Weights and FLOPs of a 16 -> 32 channel 3x3 layer, "
-                 "standard and depthwise separable, and MNIST accuracy of networks "
-                 "built with each.")  # fmt: skip
+    figures.save(
+        figure,
+        "cost",
+        "Weights and FLOPs of a 16 -> 32 channel 3x3 layer, "
+        "standard and depthwise separable, and MNIST accuracy of networks "
+        "built with each.",
+    )
     supported, measured = verdict(records)
     return Result(NAME, TITLE, CLAIM, measured, supported, records, figures.saved)

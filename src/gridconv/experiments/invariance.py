@@ -105,11 +105,18 @@ def run(settings: Settings) -> Result:
     middle.set_title(f"where is the digit? ({CANVAS}x{CANVAS})")
     middle.set_axis_off()
     errors = [r for r in records if r["measure"] == "position"]
-    right.bar([f"pool {r['pooling']}" if r["pooling"] > 1 else "no pool" for r in errors],
-              [r["train_rmse"] for r in errors], color=["#88a", "#c64"])  # fmt: skip
+    right.bar(
+        [f"pool {r['pooling']}" if r["pooling"] > 1 else "no pool" for r in errors],
+        [r["train_rmse"] for r in errors],
+        color=["#88a", "#c64"],
+    )
     right.set_ylabel("training error of the position (px)")
-    figures.save(figure, "sensitivity", "Left: how much 8 convolutional feature maps change "
-                 "as MNIST digits shift, with and without pooling. Right: fitting a digit's "
-                 "position, without pooling and after 8x8 max pooling.")  # fmt: skip
+    figures.save(
+        figure,
+        "sensitivity",
+        "Left: how much 8 convolutional feature maps change "
+        "as MNIST digits shift, with and without pooling. Right: fitting a digit's "
+        "position, without pooling and after 8x8 max pooling.",
+    )
     supported, measured = verdict(records)
     return Result(NAME, TITLE, CLAIM, measured, supported, records, figures.saved)

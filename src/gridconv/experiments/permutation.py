@@ -77,7 +77,11 @@ def run(settings: Settings) -> Result:
     axes[2].bar(labels, accuracy, color=["#88a", "#88a", "#c64", "#c64"])
     axes[2].set_ylim(min(accuracy) - 0.05, 1.0)
     axes[2].set_ylabel("test accuracy")
-    figures.save(figure, "accuracy", "One test digit before and after the fixed permutation; "
-                 "test accuracy of each model on each.")  # fmt: skip
+    figures.save(
+        figure,
+        "accuracy",
+        "One test digit before and after the fixed permutation; "
+        "test accuracy of each model on each.",
+    )
     supported, measured = verdict(records)
     return Result(NAME, TITLE, CLAIM, measured, supported, records, figures.saved)

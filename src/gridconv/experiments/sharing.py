@@ -115,13 +115,26 @@ def run(settings: Settings) -> Result:
     left, right = figure.subplots(1, 2)
     for count, _ in plan:
         rows = [r for r in records if r["train_examples"] == count]
-        left.plot([r["layer_parameters"] for r in rows], [r["test_accuracy"] for r in rows],
-                  "o-", label=f"{count:,} training examples")  # fmt: skip
-        right.plot(range(len(rows)), [r["train_accuracy"] - r["test_accuracy"] for r in rows],
-                   "o-", label=f"{count:,} training examples")  # fmt: skip
+        left.plot(
+            [r["layer_parameters"] for r in rows],
+            [r["test_accuracy"] for r in rows],
+            "o-",
+            label=f"{count:,} training examples",
+        )
+        right.plot(
+            range(len(rows)),
+            [r["train_accuracy"] - r["test_accuracy"] for r in rows],
+            "o-",
+            label=f"{count:,} training examples",
+        )
     for r in records[-len(KINDS) :]:
-        left.annotate(r["layer"], (r["layer_parameters"], r["test_accuracy"]),
-                      textcoords="offset points", xytext=(4, 6), fontsize=8)  # fmt: skip
+        left.annotate(
+            r["layer"],
+            (r["layer_parameters"], r["test_accuracy"]),
+            textcoords="offset points",
+            xytext=(4, 6),
+            fontsize=8,
+        )
     left.set_xscale("log")
     left.set_xlabel("weights of the hidden layer (log); stronger prior to the left")
     left.set_ylabel("test accuracy")
@@ -130,7 +143,11 @@ def run(settings: Settings) -> Result:
     for ax in (left, right):
         ax.grid(alpha=0.3)
         ax.legend()
-    figures.save(figure, "spectrum", "One hidden layer of 8 maps of 24 x 24, connected four "
-                 "ways: test accuracy against weights, and the generalisation gap.")  # fmt: skip
+    figures.save(
+        figure,
+        "spectrum",
+        "One hidden layer of 8 maps of 24 x 24, connected four "
+        "ways: test accuracy against weights, and the generalisation gap.",
+    )
     supported, measured = verdict(records)
     return Result(NAME, TITLE, CLAIM, measured, supported, records, figures.saved)

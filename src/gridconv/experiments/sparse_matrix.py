@@ -80,13 +80,18 @@ def run(settings: Settings) -> Result:
     left.set_xlabel("input cell")
     left.set_ylabel("output cell")
     labels = ["kernel", "dense matrix"]
-    right.bar(labels, [large["conv_multiply_adds"], large["dense_multiply_adds"]],
-              color=["#6a8", "#c64"])  # fmt: skip
+    right.bar(
+        labels, [large["conv_multiply_adds"], large["dense_multiply_adds"]], color=["#6a8", "#c64"]
+    )
     right.set_yscale("log")
     right.set_title("multiply-adds")
     right.set_xlabel(f"{large['input']} -> 16 maps")
-    figures.save(figure, "pattern", "Left: every row of the matrix holds the same nine "
-                 "weights, shifted (colour: weight; grey: zero). Right: the cost of the "
-                 "kernel against a dense layer of the same shape.")  # fmt: skip
+    figures.save(
+        figure,
+        "pattern",
+        "Left: every row of the matrix holds the same nine "
+        "weights, shifted (colour: weight; grey: zero). Right: the cost of the "
+        "kernel against a dense layer of the same shape.",
+    )
     supported, measured = verdict(records)
     return Result(NAME, TITLE, CLAIM, measured, supported, records, figures.saved)

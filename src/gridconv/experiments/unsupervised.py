@@ -59,21 +59,29 @@ def gabor_likeness(settings: Settings, figures: Figures) -> list[dict]:
     for name, bank in banks.items():
         fits[name] = kernels.fit_gabor(bank)
         r2 = fits[name].r2
-        records.append({"measure": "gabor fit", "kernels": name, "count": count,
-                        "gabor_like": (r2 >= 0.6).double().mean().item(),
-                        "median_r2": r2.median().item()})  # fmt: skip
+        records.append(
+            {
+                "measure": "gabor fit",
+                "kernels": name,
+                "count": count,
+                "gabor_like": (r2 >= 0.6).double().mean().item(),
+                "median_r2": r2.median().item(),
+            }
+        )
     figure = figures.new(10, 3.4)
     left, right = figure.subfigures(1, 2, width_ratios=[1, 1.2])
     histogram = left.subplots()
     for name, fit in fits.items():
-        histogram.hist(fit.r2.clamp(-0.2, 1).numpy(), bins=24, range=(-0.2, 1), alpha=0.6,
-                       label=name)  # fmt: skip
+        histogram.hist(
+            fit.r2.clamp(-0.2, 1).numpy(), bins=24, range=(-0.2, 1), alpha=0.6, label=name
+        )
     histogram.axvline(0.6, color="black", linestyle=":", label="R² = 0.6")
     histogram.set_xlabel("R² of the best-fitting Gabor function")
     histogram.set_ylabel("kernels")
     histogram.legend()
-    pairs = torch.stack([torch.stack([banks["k-means"][i, 0], fits["k-means"].fitted[i, 0]])
-                         for i in range(6)])  # fmt: skip
+    pairs = torch.stack(
+        [torch.stack([banks["k-means"][i, 0], fits["k-means"].fitted[i, 0]]) for i in range(6)]
+    )
     tiles = right.subplots(2, 6)
     for i in range(6):
         for j in range(2):
@@ -83,9 +91,13 @@ def gabor_likeness(settings: Settings, figures: Figures) -> list[dict]:
             ax.set_axis_off()
             if i == 0:
                 ax.set_title("kernel" if j == 0 else "Gabor fit", fontsize=9, loc="left")
-    figures.save(figure, "gabor-fit", "Left: how well a Gabor function fits each kernel. "
-                 "Right: six k-means kernels (top) and their fitted Gabor functions "
-                 "(bottom).")  # fmt: skip
+    figures.save(
+        figure,
+        "gabor-fit",
+        "Left: how well a Gabor function fits each kernel. "
+        "Right: six k-means kernels (top) and their fitted Gabor functions "
+        "(bottom).",
+    )
     return records
 
 
@@ -139,8 +151,9 @@ def pipeline(settings: Settings, figures: Figures) -> list[dict]:
             for x in (x_train, x_test)
         ]
         accuracy = kernels.linear_probe(features[0], y_train, features[1], y_test)
-        records.append({"measure": "pipeline", "kernels": name, "count": len(bank),
-                        "test_accuracy": accuracy})  # fmt: skip
+        records.append(
+            {"measure": "pipeline", "kernels": name, "count": len(bank), "test_accuracy": accuracy}
+        )
     return records
 
 

@@ -24,8 +24,11 @@ def quadrant_sums(maps: Tensor) -> Tensor:
         ``(N, K, H, W) -> (N, 4 K)``, quadrant-major.
     """
     h, w = maps.shape[2] // 2, maps.shape[3] // 2
-    parts = [maps[:, :, rows, cols] for rows in (slice(0, h), slice(h, None))
-             for cols in (slice(0, w), slice(w, None))]  # fmt: skip
+    parts = [
+        maps[:, :, rows, cols]
+        for rows in (slice(0, h), slice(h, None))
+        for cols in (slice(0, w), slice(w, None))
+    ]
     return torch.cat([p.sum((2, 3)) for p in parts], dim=1)
 
 

@@ -220,8 +220,9 @@ class SpatiallySeparableConv(nn.Module):
             raise ValueError(f"`num_spatial_dims` must be 2 or 3, got {d}.")
         mid = out_channels if mid_channels is None else mid_channels
         mid = check_int("mid_channels", mid, minimum=1)
-        store_config(self, d, in_channels, out_channels, kernel_size, stride, padding,
-                     dilation, padding_mode)  # fmt: skip
+        store_config(
+            self, d, in_channels, out_channels, kernel_size, stride, padding, dilation, padding_mode
+        )
         self.mid_channels = mid
         size = None if input_size is None else ntuple("input_size", input_size, d)
         passes = []
