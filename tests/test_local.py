@@ -138,6 +138,24 @@ def test_gradcheck(case):
     assert torch.autograd.gradcheck(lambda x, t: gc.tiled_conv(x, t, **kwargs(case)), (x, t))
 
 
+def test_tiled_double_backward_and_layout():
+    """tiled_conv's backward is made of differentiable ops (its gradients have gradients),
+    and the channels-last layout it uses inside never shows in its results."""
+    x = torch.randn(2, 2, 7, 8, dtype=torch.float64, requires_grad=True)
+    t = torch.randn(2, 3, 2, 2, 3, 2, dtype=torch.float64, requires_grad=True)
+
+    def tiled(x, t):
+        return gc.tiled_conv(x, t, stride=(1, 2), padding="same", padding_mode="reflect")
+
+    assert torch.autograd.gradgradcheck(tiled, (x, t))
+    x3 = torch.randn(1, 2, 5, 4, 6, dtype=torch.float64, requires_grad=True)
+    t3 = torch.randn(2, 1, 2, 2, 2, 2, 2, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(lambda x, t: gc.tiled_conv(x, t, dilation=2), (x3, t3))
+    out = tiled(x, t)
+    grads = torch.autograd.grad(out.sum(), (x, t))
+    assert out.is_contiguous() and all(g.is_contiguous() for g in grads)
+
+
 def test_slabs_of_any_size_give_the_same_result(monkeypatch):
     x = torch.randn(3, 4, 20, 18, dtype=torch.float64, requires_grad=True)
     w = torch.randn(10, 9, 5, 4, 3, 3, dtype=torch.float64, requires_grad=True)

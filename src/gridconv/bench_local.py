@@ -49,7 +49,7 @@ SUITE = (
     LocalCase(64, 32, 64, (16, 16), 3),
     LocalCase(16, 3, 64, (32, 32), 5),
     LocalCase(32, 16, 32, (256,), 7),
-    LocalCase(4, 8, 16, (16, 16, 16), 3),
+    LocalCase(16, 16, 32, (12, 12, 12), 3),
 )
 QUICK = (LocalCase(4, 3, 4, (10, 10), 3), LocalCase(2, 2, 3, (12,), 3))
 

@@ -14,6 +14,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -25,8 +26,11 @@ from gridconv.functional._spec import ConvSpec, check_bias, check_input, conv_sp
 from gridconv.functional.padding import pad, pad_adjoint
 
 _TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-CHUNK_BYTES = 2 * 2**20  # the gathered patches of one slab stay under this (measured: the
-# time hardly depends on it from 256 KiB to 32 MiB)
+# oneDNN's strided convolutions, forward and backward, run 15-30 % faster channels-last on
+# CPU (measured here); tiled_conv uses them there. CUDA keeps torch's default layout.
+_CHANNELS_LAST = {2: torch.channels_last, 3: torch.channels_last_3d}
+CHUNK_BYTES = 4 * 2**20  # the gathered patches of one slab stay under this (measured: 1-2 MiB
+# cost 10-15 % more Python and add calls, 8-16 MiB gain nothing)
 
 
 def _split_weight(w: object, name: str) -> int:
@@ -57,48 +61,54 @@ def _setup(
 
 
 def _patches(slab: Tensor, spec: ConvSpec) -> Tensor:
-    """The input windows of ``slab``, one row per output location.
+    """The input windows of ``slab``, one matrix per output location.
+
+    The slab is laid out ``(C, *spatial, N)`` so that a window's last kernel dim and the
+    batch are one contiguous run of the input: the gather copies long runs, not single
+    numbers.
 
     Shape:
-        ``(N, C, *padded_slab)`` -> ``(locations, N, C * prod(kernel_size))``, locations in
+        ``(C, *padded_slab, N)`` -> ``(locations, C * prod(kernel_size), N)``, locations in
         row-major order of the output.
     """
     d = spec.ndim
-    N, C = slab.shape[:2]
+    C, N = slab.shape[0], slab.shape[-1]
     spans = [dl * (k - 1) + 1 for k, dl in zip(spec.kernel_size, spec.dilation)]
     for i in range(d):
-        slab = slab.unfold(2 + i, spans[i], spec.stride[i])  # (N, C, *out, *span)
+        slab = slab.unfold(1 + i, spans[i], spec.stride[i])  # (C, *out, N, *span)
     if any(dl > 1 for dl in spec.dilation):
         slab = slab[(..., *(slice(None, None, dl) for dl in spec.dilation))]
-    slab = slab.permute(*range(2, 2 + d), 0, 1, *range(2 + d, 2 + 2 * d))  # (*out, N, C, *k)
-    return slab.reshape(-1, N, C * math.prod(spec.kernel_size))
+    slab = slab.permute(*range(1, d + 1), 0, *range(d + 2, 2 * d + 2), d + 1)  # (*out, C, *k, N)
+    return slab.reshape(-1, C * math.prod(spec.kernel_size), N)
 
 
-def _fold(grad: Tensor, spec: ConvSpec, slab_shape: Sequence[int]) -> Tensor:
-    """The adjoint of :func:`_patches`: add every window's gradient back onto its slab.
+def _fold(grad: Tensor, spec: ConvSpec, into: Tensor) -> None:
+    """The adjoint of :func:`_patches`: add every window's gradient onto ``into``.
 
-    Works in the ``(*spatial, N, C)`` layout, where each window's ``(N, C)`` block is
-    contiguous: twice as fast as folding ``(N, C, *spatial)``.
+    One spatial dim at a time, the first first: a kernel offset at a time, the windows'
+    gradients are added onto the rows they came from (``k_i`` strided adds per dim, each
+    over long contiguous runs).
 
     Shape:
-        ``(locations, N, C * prod(kernel_size))`` -> ``slab_shape = (*padded_slab, N, C)``
+        ``grad``: ``(locations, C * prod(kernel_size), N)``; ``into``: ``(*padded_slab, C, N)``
     """
     d = spec.ndim
-    N, C = slab_shape[d:]
     rows = grad.shape[0] // math.prod(spec.output_size[1:])
     out = (rows, *spec.output_size[1:])
-    g = grad.reshape(*out, N, C, *spec.kernel_size)  # (*out, N, C, *k)
-    spans = [dl * (k - 1) + 1 for k, dl in zip(spec.kernel_size, spec.dilation)]
-    if any(dl > 1 for dl in spec.dilation):
-        dilated = g.new_zeros(*g.shape[: d + 2], *spans)
-        dilated[(..., *(slice(None, None, dl) for dl in spec.dilation))] = g
-        g = dilated
-    sizes = [list(slab_shape)]
-    for i in range(d):  # the shapes between the nested unfolds
-        sizes.append([*sizes[-1][:i], out[i], *sizes[-1][i + 1 :], spans[i]])
-    for i in reversed(range(d)):
-        g = torch.ops.aten.unfold_backward(g, sizes[i], i, spans[i], spec.stride[i])
-    return g
+    g = grad.view(*out, into.shape[d], *spec.kernel_size, into.shape[d + 1])
+    for i in range(d):
+        if i == d - 1:
+            target = into
+        else:  # dim i folded: (*padded[: i + 1], *out[i + 1 :], C, *k[i + 1 :], N)
+            shape = list(g.shape)
+            shape[i] = into.shape[i]
+            del shape[d + 1]
+            target = g.new_zeros(shape)
+        s, dl = spec.stride[i], spec.dilation[i]
+        for j in range(spec.kernel_size[i]):
+            rows_hit = slice(j * dl, j * dl + (out[i] - 1) * s + 1, s)
+            target[(slice(None),) * i + (rows_hit,)] += g.select(d + 1, j)
+        g = target
 
 
 def _slabs(spec: ConvSpec, batch: int, itemsize: int) -> list[tuple[int, int, int, int]]:
@@ -115,54 +125,131 @@ def _slabs(spec: ConvSpec, batch: int, itemsize: int) -> list[tuple[int, int, in
     ]
 
 
+def _batch_last(x: Tensor, spec: ConvSpec) -> Tensor:
+    """The padded input laid out for :func:`_patches`: ``(N, C, *n)`` -> ``(C, *padded, N)``."""
+    xp = pad(x, spec.pairs, spec.padding_mode)
+    return xp.permute(1, *range(2, spec.ndim + 2), 0).contiguous()
+
+
 class _LocalConv(torch.autograd.Function):
     """Batched matmuls over slabs of locations; the backward pass gathers the patches anew
-    rather than keeping them, so memory stays at one slab's patches."""
+    rather than keeping them, so memory stays at one slab's patches. Everything runs with
+    the batch last: ``(location, C_out, C_in * k) @ (location, C_in * k, N)``."""
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, w: Tensor, spec: ConvSpec) -> Tensor:
         ctx.save_for_backward(x, w)
         ctx.spec = spec
-        xp = pad(x, spec.pairs, spec.padding_mode)
+        xt = _batch_last(x, spec)
         N, O = x.shape[0], w.shape[spec.ndim]
         weights = w.reshape(-1, O, math.prod(w.shape[spec.ndim + 1 :]))  # (P, O, C*K)
-        out = x.new_empty(math.prod(spec.output_size), N, O)
+        out = x.new_empty(math.prod(spec.output_size), O, N)
         per_row = math.prod(spec.output_size[1:])
         for r0, r1, i0, i1 in _slabs(spec, N, x.element_size()):
-            patches = _patches(xp[:, :, i0:i1], spec)  # (locations, N, C*K)
             chunk = slice(r0 * per_row, r1 * per_row)
-            torch.bmm(patches, weights[chunk].transpose(1, 2), out=out[chunk])
-        return out.permute(1, 2, 0).reshape(N, O, *spec.output_size)
+            torch.bmm(weights[chunk], _patches(xt[:, i0:i1], spec), out=out[chunk])
+        return out.permute(2, 1, 0).reshape(N, O, *spec.output_size)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         x, w = ctx.saved_tensors
         spec = ctx.spec
-        want_x, want_w = ctx.needs_input_grad[:2]
-        xp = pad(x, spec.pairs, spec.padding_mode)
-        N, O = x.shape[0], w.shape[spec.ndim]
-        weights = w.reshape(-1, O, math.prod(w.shape[spec.ndim + 1 :]))
-        grad = grad.reshape(N, O, -1).permute(2, 0, 1).contiguous()  # (P, N, O)
-        grad_w = torch.empty_like(weights) if want_w else None
         d = spec.ndim
-        # the input gradient accumulates in (*padded, N, C): see _fold
-        grad_xp = xp.new_zeros(*xp.shape[2:], *xp.shape[:2]) if want_x else None
+        want_x, want_w = ctx.needs_input_grad[:2]
+        xt = _batch_last(x, spec)
+        N, O = x.shape[0], w.shape[d]
+        weights = w.reshape(-1, O, math.prod(w.shape[d + 1 :]))
+        grad = grad.reshape(N, O, -1).permute(2, 1, 0).contiguous()  # (P, O, N)
+        grad_w = torch.empty_like(weights) if want_w else None
+        C, *padded, _ = xt.shape  # the input gradient accumulates in (*padded, C, N): _fold
+        grad_xt = x.new_zeros(*padded, C, N) if want_x else None
         per_row = math.prod(spec.output_size[1:])
         for r0, r1, i0, i1 in _slabs(spec, N, x.element_size()):
             chunk = slice(r0 * per_row, r1 * per_row)
-            g = grad[chunk]  # (locations, N, O)
-            if want_w:
-                patches = _patches(xp[:, :, i0:i1], spec)
-                torch.bmm(g.transpose(1, 2), patches, out=grad_w[chunk])
+            if want_w:  # the patches go before the next slab's gradient comes
+                patches = _patches(xt[:, i0:i1], spec).transpose(1, 2)
+                torch.bmm(grad[chunk], patches, out=grad_w[chunk])
+                del patches
             if want_x:
-                slab = grad_xp[i0:i1]
-                slab += _fold(torch.bmm(g, weights[chunk]), spec, slab.shape)
+                _fold(torch.bmm(weights[chunk].transpose(1, 2), grad[chunk]), spec, grad_xt[i0:i1])
         grad_x = None
         if want_x:
-            grad_xp = grad_xp.permute(d, d + 1, *range(d))
+            grad_xp = grad_xt.permute(d + 1, d, *range(d))
             grad_x = pad_adjoint(grad_xp, spec.pairs, spec.padding_mode).contiguous()
         return grad_x, None if grad_w is None else grad_w.reshape(w.shape), None
+
+
+def _phases(spec: ConvSpec, tile: tuple[int, ...]) -> list[tuple[int, tuple[int, ...]]]:
+    """``(kernel index, offset)`` of every kernel of the tile that some output uses."""
+    used = itertools.product(*(range(min(t, o)) for t, o in zip(tile, spec.output_size)))
+    return [(int(np.ravel_multi_index(offset, tile)), offset) for offset in used]
+
+
+class _TiledConv(torch.autograd.Function):
+    """One strided convolution per kernel of the tile; the outputs interleave.
+
+    The backward pass calls each phase's convolution backward directly and adds the input
+    gradients into one buffer, instead of letting autograd build a zero-padded gradient per
+    slice and add them up. It is made of differentiable ops, so double backward works.
+    ``xp`` is the padded input, ``kernels`` the tile's kernels stacked along ``C_out``.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        xp: Tensor,
+        kernels: Tensor,
+        spec: ConvSpec,
+        tile: tuple[int, ...],
+        layout: torch.memory_format,
+    ) -> Tensor:
+        ctx.save_for_backward(xp, kernels)
+        ctx.spec, ctx.tile, ctx.layout = spec, tile, layout
+        O = kernels.shape[0] // math.prod(tile)
+        strides = tuple(s * t for s, t in zip(spec.stride, tile))
+        out = xp.new_empty(xp.shape[0], O, *spec.output_size)
+        for k, offset in _phases(spec, tile):
+            start = (..., *(slice(a * s, None) for a, s in zip(offset, spec.stride)))
+            piece = _TORCH_CONV[spec.ndim](
+                xp[start], kernels[k * O : (k + 1) * O], None, strides, 0, spec.dilation
+            )
+            out[(..., *(slice(a, None, t) for a, t in zip(offset, tile)))] = piece
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        xp, kernels = ctx.saved_tensors
+        spec, tile, d = ctx.spec, ctx.tile, ctx.spec.ndim
+        want_x, want_w = ctx.needs_input_grad[:2]
+        O = kernels.shape[0] // math.prod(tile)
+        strides = [s * t for s, t in zip(spec.stride, tile)]
+        grad = grad.contiguous(memory_format=ctx.layout)
+        grad_x = torch.zeros_like(xp) if want_x else None
+        grad_k = torch.zeros_like(kernels) if want_w else None
+        for k, offset in _phases(spec, tile):
+            start = (..., *(slice(a * s, None) for a, s in zip(offset, spec.stride)))
+            gx, gk, _ = torch.ops.aten.convolution_backward(
+                grad[(..., *(slice(a, None, t) for a, t in zip(offset, tile)))],
+                xp[start],
+                kernels[k * O : (k + 1) * O],
+                None,
+                strides,
+                [0] * d,
+                list(spec.dilation),
+                False,
+                [0] * d,
+                1,
+                [want_x, want_w, False],
+            )
+            if want_x:
+                grad_x[start] += gx
+            if want_w:
+                grad_k[k * O : (k + 1) * O] = gk
+        # in the caller's layout, not the one used inside
+        grad_x = None if grad_x is None else grad_x.contiguous()
+        grad_k = None if grad_k is None else grad_k.contiguous()
+        return grad_x, grad_k, None, None, None
 
 
 def local_conv(
@@ -181,7 +268,7 @@ def local_conv(
     * w[p, o, c, k]``: a convolution whose weights are not shared across locations, the
     chapter's "locally connected layer". With every ``w[p]`` equal to one kernel it is
     :func:`gridconv.conv`. Memory stays bounded: patches are gathered a slab of output rows
-    at a time (about 32 MiB), and gathered again in the backward pass instead of stored.
+    at a time (about 4 MiB), and gathered again in the backward pass instead of stored.
 
     Args:
         x: ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``.
@@ -276,16 +363,9 @@ def tiled_conv(
     tile = ntuple("tile_size", tuple(w.shape[:d]), d)
     check_bias(bias, x, w.shape[d], spec.output_size)
     xp = pad(x, spec.pairs, spec.padding_mode)
-    conv_nd = _TORCH_CONV[d]
-    strides = tuple(s * t for s, t in zip(spec.stride, tile))
-    pieces = {}
-    for offset in itertools.product(*(range(min(t, o)) for t, o in zip(tile, spec.output_size))):
-        start = (..., *(slice(a * s, None) for a, s in zip(offset, spec.stride)))
-        pieces[offset] = conv_nd(xp[start], w[offset], None, strides, 0, spec.dilation)
-    if len(pieces) == 1:
-        out = next(iter(pieces.values()))
-    else:
-        out = xp.new_empty(x.shape[0], w.shape[d], *spec.output_size)
-        for offset, piece in pieces.items():
-            out[(..., *(slice(a, None, t) for a, t in zip(offset, tile)))] = piece
-    return finish(out, bias, batched)
+    kernels = w.reshape(-1, *w.shape[d + 1 :])  # (prod(tile) * C_out, C_in, *kernel_size)
+    layout = _CHANNELS_LAST.get(d, torch.contiguous_format)
+    if x.device.type != "cpu":
+        layout = torch.contiguous_format
+    xp, kernels = xp.contiguous(memory_format=layout), kernels.contiguous(memory_format=layout)
+    return finish(_TiledConv.apply(xp, kernels, spec, tile, layout), bias, batched)
