@@ -103,11 +103,18 @@ def _fold(grad: Tensor, spec: ConvSpec, into: Tensor) -> None:
             shape = list(g.shape)
             shape[i] = into.shape[i]
             del shape[d + 1]
-            target = g.new_zeros(shape)
+            target = None
         s, dl = spec.stride[i], spec.dilation[i]
         for j in range(spec.kernel_size[i]):
-            rows_hit = slice(j * dl, j * dl + (out[i] - 1) * s + 1, s)
-            target[(slice(None),) * i + (rows_hit,)] += g.select(d + 1, j)
+            rows_hit = (slice(None),) * i + (slice(j * dl, j * dl + (out[i] - 1) * s + 1, s),)
+            if target is None and s == 1:  # the first offset's rows are written, not added
+                target = g.new_empty(shape)
+                target[(slice(None),) * i + (slice(out[i], None),)] = 0
+                target[rows_hit] = g.select(d + 1, j)
+                continue
+            if target is None:
+                target = g.new_zeros(shape)
+            target[rows_hit] += g.select(d + 1, j)
         g = target
 
 
