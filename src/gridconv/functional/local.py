@@ -337,8 +337,10 @@ def tiled_conv(
     Output location ``i`` (per dim) uses kernel ``i mod tile_size``, as in Le et al. 2010:
     neighbouring units have different filters, and the parameters grow only by
     ``prod(tile_size)``. Tile size 1 is :func:`gridconv.conv`; a tile as large as the output
-    is :func:`local_conv`. Tile sizes need not divide the output. It costs what one
-    convolution costs: one strided convolution per kernel, whose outputs interleave.
+    is :func:`local_conv`. Tile sizes need not divide the output. It does the
+    multiply-adds of one convolution, as one strided convolution per kernel whose outputs
+    interleave; forward + backward it takes 1.5-2x a convolution's time on CPU, where
+    strided convolutions run less efficiently (``gridconv bench --suite local``).
 
     Args:
         x: ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``.
