@@ -56,6 +56,34 @@ def test_auto_takes_the_separable_path_only_for_exactly_separable_kernels(monkey
     assert gc.functional.auto_method_for(x, trained, padding="same", groups=3) != "separable"
 
 
+def test_what_auto_knows_of_a_kernel_dies_with_it(monkeypatch):
+    """The per-kernel answer (separable or not) is kept while the tensor lives, is dropped
+    when it dies, and never passes to a later tensor, even one at the same address."""
+    conv_module = sys.modules["gridconv.functional.conv"]  # the module, not the function
+
+    real = plan.estimates
+
+    def separable_always_cheapest(*args):
+        times = real(*args)
+        times["separable"] = 0.0
+        return times
+
+    monkeypatch.setattr(plan, "estimates", separable_always_cheapest)
+    x = torch.randn(1, 3, 32, 32)
+    before = len(conv_module._SMALL_CACHES)
+    for _ in range(20):  # each blur dies at the end of its turn; its memory is reused
+        blur = gaussian(7, 3)
+        assert gc.functional.auto_method_for(x, blur, padding="same", groups=3) == "separable"
+        assert len(conv_module._SMALL_CACHES) == before + 1
+        blur.add_(1e-3 * torch.randn_like(blur))  # no longer separable: the version changed
+        assert gc.functional.auto_method_for(x, blur, padding="same", groups=3) != "separable"
+        rough = gaussian(7, 3) + 1e-3 * torch.randn(3, 1, 7, 7)
+        del blur
+        assert gc.functional.auto_method_for(x, rough, padding="same", groups=3) != "separable"
+        del rough
+    assert len(conv_module._SMALL_CACHES) == before
+
+
 def test_auto_never_changes_results_beyond_rounding():
     x = torch.randn(2, 3, 80, 80, dtype=torch.float64)
     for w, groups in [(gaussian(31, 3).double(), 3), (torch.randn(4, 3, 21, 21).double(), 1)]:
