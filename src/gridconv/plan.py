@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import json
 import math
 import os
@@ -185,12 +186,24 @@ def current_mode() -> str:
 
 def plan_key(x: Tensor, w: Tensor, spec: ConvSpec, separable: bool) -> str:
     """What a measured choice depends on: shapes, hyper-parameters, dtype and device."""
+    return _plan_key(x.device.type, x.dtype, x.shape, w.shape, spec, separable)
+
+
+@functools.lru_cache(maxsize=4096)  # asked on every call under planning("measure")
+def _plan_key(
+    device: str,
+    dtype: torch.dtype,
+    x_shape: tuple[int, ...],
+    w_shape: tuple[int, ...],
+    spec: ConvSpec,
+    separable: bool,
+) -> str:
     return "|".join(
         [
-            f"{x.device.type}",
-            str(x.dtype).replace("torch.", ""),
-            "x" + "x".join(map(str, x.shape)),
-            "w" + "x".join(map(str, w.shape)),
+            device,
+            str(dtype).replace("torch.", ""),
+            "x" + "x".join(map(str, x_shape)),
+            "w" + "x".join(map(str, w_shape)),
             "s" + ",".join(map(str, spec.stride)),
             "p" + ",".join(f"{b}-{a}" for b, a in spec.pairs),
             "d" + ",".join(map(str, spec.dilation)),

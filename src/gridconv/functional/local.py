@@ -231,13 +231,13 @@ class _TiledConv(torch.autograd.Function):
         want_x, want_w = ctx.needs_input_grad[:2]
         O = kernels.shape[0] // math.prod(tile)
         strides = [s * t for s, t in zip(spec.stride, tile)]
-        grad = grad.contiguous(memory_format=ctx.layout)
         grad_x = torch.zeros_like(xp) if want_x else None
         grad_k = torch.zeros_like(kernels) if want_w else None
         for k, offset in _phases(spec, tile):
             start = (..., *(slice(a * s, None) for a, s in zip(offset, spec.stride)))
+            phase = grad[(..., *(slice(a, None, t) for a, t in zip(offset, tile)))]
             gx, gk, _ = torch.ops.aten.convolution_backward(
-                grad[(..., *(slice(a, None, t) for a, t in zip(offset, tile)))],
+                phase.contiguous(memory_format=ctx.layout),  # one copy, not two
                 xp[start],
                 kernels[k * O : (k + 1) * O],
                 None,
