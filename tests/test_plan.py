@@ -84,6 +84,32 @@ def test_what_auto_knows_of_a_kernel_dies_with_it(monkeypatch):
     assert len(conv_module._SMALL_CACHES) == before
 
 
+def test_a_kernels_remembered_choice_follows_the_planner(monkeypatch):
+    """auto remembers its choice with the kernel tensor, until the planner is cleared, a
+    wisdom file is read, or the kernel changes."""
+    x, w = torch.randn(1, 1, 64, 64), torch.randn(1, 1, 9, 9)
+    first = gc.functional.auto_method_for(x, w, padding="same")
+    other = "fft" if first == "direct" else "direct"
+    real = plan.estimates
+
+    def prefer_other(*args):
+        times = real(*args)
+        times[other] = 0.0
+        return times
+
+    monkeypatch.setattr(plan, "estimates", prefer_other)
+    assert gc.functional.auto_method_for(x, w, padding="same") == first  # remembered
+    plan.clear()
+    assert gc.functional.auto_method_for(x, w, padding="same") == other
+    monkeypatch.setattr(plan, "estimates", real)
+    plan.clear()
+    assert gc.functional.auto_method_for(x, w, padding="same") == first
+    monkeypatch.setattr(plan, "estimates", prefer_other)
+    plan._estimated.clear()  # what a new process would estimate; the memo is per kernel
+    w.mul_(2.0)  # an in-place change forgets the choice
+    assert gc.functional.auto_method_for(x, w, padding="same") == other
+
+
 def test_auto_never_changes_results_beyond_rounding():
     x = torch.randn(2, 3, 80, 80, dtype=torch.float64)
     for w, groups in [(gaussian(31, 3).double(), 3), (torch.randn(4, 3, 21, 21).double(), 1)]:

@@ -177,11 +177,18 @@ def estimates(
 _mode: contextvars.ContextVar[str] = contextvars.ContextVar("gridconv_planning", default="estimate")
 _measured: dict[str, str] = {}  # key -> winning method, for the whole process
 _estimated: dict[tuple, tuple[str, ...]] = {}  # methods, fastest first
+_generation = [0]  # bumped whenever choices may change: callers key their memos on it
 
 
 def current_mode() -> str:
     """``"estimate"`` or ``"measure"``: how ``method="auto"`` plans here and now."""
     return _mode.get()
+
+
+def state() -> tuple[str, int]:
+    """The planning mode here and now, and a number that changes whenever the planner's
+    choices may (``clear``, a wisdom file read): what a memo of its answers must key on."""
+    return _mode.get(), _generation[0]
 
 
 def plan_key(x: Tensor, w: Tensor, spec: ConvSpec, separable: bool) -> str:
@@ -388,6 +395,7 @@ def planning(mode: str = "estimate", *, wisdom: str | os.PathLike | None = None)
             raise TypeError(f"`wisdom` must be a path, got {describe(wisdom)}.")
         path = Path(wisdom)
         _measured.update(_read_wisdom(path) or {})
+        _generation[0] += 1
     token = _mode.set(mode)
     try:
         yield
@@ -401,3 +409,4 @@ def clear() -> None:
     """Forget every measured and estimated choice of this process."""
     _measured.clear()
     _estimated.clear()
+    _generation[0] += 1

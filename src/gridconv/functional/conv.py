@@ -188,8 +188,11 @@ def _auto(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None) -> st
 
         return run
 
-    key = ("auto", plan.current_mode(), x.shape[0], spec)
-    return _cached(cache, w, key, lambda: plan.choose(x, w, spec, runner, separable))
+    # The choice is kept with the kernel (a layer's cache, or the per-tensor one): the next
+    # call with this kernel and shape skips the planner.
+    needs_grad = torch.is_grad_enabled() and w.requires_grad
+    key = ("auto", plan.state(), x.shape[0], spec, needs_grad)
+    return _small(cache, w).get(w, key, lambda: plan.choose(x, w, spec, runner, separable))
 
 
 def conv(
