@@ -224,8 +224,9 @@ def _plan_key(
 def _time(runners: dict[str, Callable[[], Tensor]], device: torch.device) -> dict[str, float]:
     """Median seconds of each runner, timed in interleaved rounds after a warm-up call.
 
-    At least 3 rounds, and up to 15 while they take under 0.2 s: a choice made once per
-    shape is worth a few tenths of a second. A runner that fails (out of memory, an op
+    At least 5 rounds, and up to 31 while they take under half a second: a choice made
+    once per shape is worth that, and with fewer rounds the noise of a busy machine (5-10 %
+    here) picked the slower of two methods 10 % apart. A runner that fails (out of memory, an op
     missing on this device) is left out; one that takes over a second is timed once.
     """
 
@@ -246,7 +247,7 @@ def _time(runners: dict[str, Callable[[], Tensor]], device: torch.device) -> dic
     repeat = [name for name, t in times.items() if not t]
     began = time.perf_counter()
     rounds = 0
-    while repeat and (rounds < 3 or (rounds < 15 and time.perf_counter() - began < 0.2)):
+    while repeat and (rounds < 5 or (rounds < 31 and time.perf_counter() - began < 0.5)):
         for name in repeat:
             times[name].append(timed(runners[name]))
         rounds += 1
