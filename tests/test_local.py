@@ -154,6 +154,14 @@ def test_tiled_double_backward_and_layout():
     out = tiled(x, t)
     grads = torch.autograd.grad(out.sum(), (x, t))
     assert out.is_contiguous() and all(g.is_contiguous() for g in grads)
+    # a channels-last input gets a channels-last output and gradient, as torch's convs do
+    cl = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+    out_cl = tiled(cl, t)
+    assert out_cl.is_contiguous(memory_format=torch.channels_last) and not out_cl.is_contiguous()
+    torch.testing.assert_close(out_cl, out)
+    (grad_cl,) = torch.autograd.grad(out_cl.sum(), (cl,))
+    assert grad_cl.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(grad_cl, grads[0])
 
 
 def test_slabs_of_any_size_give_the_same_result(monkeypatch):

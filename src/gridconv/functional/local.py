@@ -210,12 +210,14 @@ class _TiledConv(torch.autograd.Function):
         spec: ConvSpec,
         tile: tuple[int, ...],
         layout: torch.memory_format,
+        caller: torch.memory_format,
     ) -> Tensor:
         ctx.save_for_backward(xp, kernels)
-        ctx.spec, ctx.tile, ctx.layout = spec, tile, layout
+        ctx.spec, ctx.tile, ctx.layout, ctx.caller = spec, tile, layout, caller
         O = kernels.shape[0] // math.prod(tile)
         strides = tuple(s * t for s, t in zip(spec.stride, tile))
-        out = xp.new_empty(xp.shape[0], O, *spec.output_size)
+        shape = (xp.shape[0], O, *spec.output_size)
+        out = torch.empty(shape, dtype=xp.dtype, device=xp.device, memory_format=caller)
         for k, offset in _phases(spec, tile):
             start = (..., *(slice(a * s, None) for a, s in zip(offset, spec.stride)))
             piece = _TORCH_CONV[spec.ndim](
@@ -254,9 +256,9 @@ class _TiledConv(torch.autograd.Function):
             if want_w:
                 grad_k[k * O : (k + 1) * O] = gk
         # in the caller's layout, not the one used inside
-        grad_x = None if grad_x is None else grad_x.contiguous()
+        grad_x = None if grad_x is None else grad_x.contiguous(memory_format=ctx.caller)
         grad_k = None if grad_k is None else grad_k.contiguous()
-        return grad_x, grad_k, None, None, None
+        return grad_x, grad_k, None, None, None, None
 
 
 def local_conv(
@@ -376,5 +378,10 @@ def tiled_conv(
     layout = _CHANNELS_LAST.get(d, torch.contiguous_format)
     if x.device.type != "cpu":
         layout = torch.contiguous_format
+    # The output (and the input's gradient) come in the caller's layout, as torch's own
+    # convolutions do: channels-last inputs get channels-last outputs, and skip two copies.
+    caller = torch.contiguous_format
+    if layout != caller and x.is_contiguous(memory_format=layout) and not x.is_contiguous():
+        caller = layout
     xp, kernels = xp.contiguous(memory_format=layout), kernels.contiguous(memory_format=layout)
-    return finish(_TiledConv.apply(xp, kernels, spec, tile, layout), bias, batched)
+    return finish(_TiledConv.apply(xp, kernels, spec, tile, layout, caller), bias, batched)
