@@ -96,24 +96,25 @@ def _fold(grad: Tensor, spec: ConvSpec, into: Tensor) -> None:
     rows = grad.shape[0] // math.prod(spec.output_size[1:])
     out = (rows, *spec.output_size[1:])
     g = grad.view(*out, into.shape[d], *spec.kernel_size, into.shape[d + 1])
-    for i in range(d):
+    for i in range(d):  # g: (*padded[:i], *out[i:], C, *k[i:], N)
+        s, dl = spec.stride[i], spec.dilation[i]
+        offsets = [
+            (j, (slice(None),) * i + (slice(j * dl, j * dl + (out[i] - 1) * s + 1, s),))
+            for j in range(spec.kernel_size[i])
+        ]
         if i == d - 1:
             target = into
-        else:  # dim i folded: (*padded[: i + 1], *out[i + 1 :], C, *k[i + 1 :], N)
-            shape = list(g.shape)
-            shape[i] = into.shape[i]
-            del shape[d + 1]
-            target = None
-        s, dl = spec.stride[i], spec.dilation[i]
-        for j in range(spec.kernel_size[i]):
-            rows_hit = (slice(None),) * i + (slice(j * dl, j * dl + (out[i] - 1) * s + 1, s),)
-            if target is None and s == 1:  # the first offset's rows are written, not added
-                target = g.new_empty(shape)
+        else:
+            target = g.new_empty(
+                *g.shape[:i], into.shape[i], *g.shape[i + 1 : d + 1], *g.shape[d + 2 :]
+            )
+            if s == 1:  # the first offset covers rows [0, out): written, the rest zeroed
                 target[(slice(None),) * i + (slice(out[i], None),)] = 0
+                j, rows_hit = offsets.pop(0)
                 target[rows_hit] = g.select(d + 1, j)
-                continue
-            if target is None:
-                target = g.new_zeros(shape)
+            else:
+                target.zero_()
+        for j, rows_hit in offsets:
             target[rows_hit] += g.select(d + 1, j)
         g = target
 
