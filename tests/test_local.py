@@ -148,6 +148,11 @@ def test_tiled_double_backward_and_layout():
         return gc.tiled_conv(x, t, stride=(1, 2), padding="same", padding_mode="reflect")
 
     assert torch.autograd.gradgradcheck(tiled, (x, t))
+    x1 = torch.randn(2, 2, 9, dtype=torch.float64, requires_grad=True)  # run as 2-D inside
+    t1 = torch.randn(3, 2, 2, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(
+        lambda x, t: gc.tiled_conv(x, t, stride=2, padding="full"), (x1, t1)
+    )
     x3 = torch.randn(1, 2, 5, 4, 6, dtype=torch.float64, requires_grad=True)
     t3 = torch.randn(2, 1, 2, 2, 2, 2, 2, 2, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradgradcheck(lambda x, t: gc.tiled_conv(x, t, dilation=2), (x3, t3))

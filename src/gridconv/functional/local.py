@@ -9,6 +9,7 @@ of being kept. ``tiled_conv`` cycles ``prod(tile)`` kernels over the output (Le 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Sequence
@@ -194,6 +195,19 @@ def _phases(spec: ConvSpec, tile: tuple[int, ...]) -> list[tuple[int, tuple[int,
     return [(int(np.ravel_multi_index(offset, tile)), offset) for offset in used]
 
 
+def _as_2d(spec: ConvSpec) -> ConvSpec:
+    """A 1-D convolution as a 2-D one over an input of height 1."""
+    return dataclasses.replace(
+        spec,
+        input_size=(1, *spec.input_size),
+        kernel_size=(1, *spec.kernel_size),
+        stride=(1, *spec.stride),
+        dilation=(1, *spec.dilation),
+        pairs=((0, 0), *spec.pairs),
+        output_size=(1, *spec.output_size),
+    )
+
+
 class _TiledConv(torch.autograd.Function):
     """One strided convolution per kernel of the tile; the outputs interleave.
 
@@ -376,6 +390,16 @@ def tiled_conv(
     check_bias(bias, x, w.shape[d], spec.output_size)
     xp = pad(x, spec.pairs, spec.padding_mode)
     kernels = w.reshape(-1, *w.shape[d + 1 :])  # (prod(tile) * C_out, C_in, *kernel_size)
+    if d == 1 and x.device.type == "cpu":  # as a 2-D one of height 1, to run channels-last
+        flat = _TiledConv.apply(
+            xp.unsqueeze(2).contiguous(memory_format=torch.channels_last),
+            kernels.unsqueeze(2).contiguous(memory_format=torch.channels_last),
+            _as_2d(spec),
+            (1, *tile),
+            torch.channels_last,
+            torch.contiguous_format,
+        )
+        return finish(flat.squeeze(2), bias, batched)
     layout = _CHANNELS_LAST.get(d, torch.contiguous_format)
     if x.device.type != "cpu":
         layout = torch.contiguous_format
