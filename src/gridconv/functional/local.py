@@ -248,7 +248,7 @@ class _TiledConv(torch.autograd.Function):
         want_x, want_w = ctx.needs_input_grad[:2]
         O = kernels.shape[0] // math.prod(tile)
         strides = [s * t for s, t in zip(spec.stride, tile)]
-        grad_x = torch.zeros_like(xp) if want_x else None
+        grad_x = None
         grad_k = torch.zeros_like(kernels) if want_w else None
         for k, offset in _phases(spec, tile):
             start = (..., *(slice(a * s, None) for a, s in zip(offset, spec.stride)))
@@ -266,7 +266,9 @@ class _TiledConv(torch.autograd.Function):
                 1,
                 [want_x, want_w, False],
             )
-            if want_x:
+            if want_x and grad_x is None:  # the first phase starts at 0: it covers all of xp
+                grad_x = gx
+            elif want_x:
                 grad_x[start] += gx
             if want_w:
                 grad_k[k * O : (k + 1) * O] = gk
