@@ -27,6 +27,19 @@ def gaussian(k: int, channels: int = 1) -> torch.Tensor:
     return torch.outer(g, g).expand(channels, 1, k, k).contiguous()
 
 
+def favour(monkeypatch, method):
+    """Make the cost model rate ``method`` free; returns the real ``plan.estimates``."""
+    real = plan.estimates
+
+    def estimates(*args):
+        times = real(*args)
+        times[method] = 0.0
+        return times
+
+    monkeypatch.setattr(plan, "estimates", estimates)
+    return real
+
+
 def test_cost_model_picks_direct_for_small_and_fft_for_large_kernels():
     small = gc.functional.auto_method_for(
         torch.randn(8, 16, 64, 64), torch.randn(32, 16, 3, 3), padding="same"
@@ -38,14 +51,7 @@ def test_cost_model_picks_direct_for_small_and_fft_for_large_kernels():
 
 
 def test_auto_takes_the_separable_path_only_for_exactly_separable_kernels(monkeypatch):
-    real = plan.estimates
-
-    def separable_always_cheapest(*args):
-        times = real(*args)
-        times["separable"] = 0.0
-        return times
-
-    monkeypatch.setattr(plan, "estimates", separable_always_cheapest)
+    favour(monkeypatch, "separable")
     x = torch.randn(1, 3, 64, 64)
     assert (
         gc.functional.auto_method_for(x, gaussian(15, 3), padding="same", groups=3) == "separable"
@@ -60,15 +66,7 @@ def test_what_auto_knows_of_a_kernel_dies_with_it(monkeypatch):
     """The per-kernel answer (separable or not) is kept while the tensor lives, is dropped
     when it dies, and never passes to a later tensor, even one at the same address."""
     conv_module = sys.modules["gridconv.functional.conv"]  # the module, not the function
-
-    real = plan.estimates
-
-    def separable_always_cheapest(*args):
-        times = real(*args)
-        times["separable"] = 0.0
-        return times
-
-    monkeypatch.setattr(plan, "estimates", separable_always_cheapest)
+    favour(monkeypatch, "separable")
     x = torch.randn(1, 3, 32, 32)
     before = len(conv_module._SMALL_CACHES)
     for _ in range(20):  # each blur dies at the end of its turn; its memory is reused
@@ -90,21 +88,14 @@ def test_a_kernels_remembered_choice_follows_the_planner(monkeypatch):
     x, w = torch.randn(1, 1, 64, 64), torch.randn(1, 1, 9, 9)
     first = gc.functional.auto_method_for(x, w, padding="same")
     other = "fft" if first == "direct" else "direct"
-    real = plan.estimates
-
-    def prefer_other(*args):
-        times = real(*args)
-        times[other] = 0.0
-        return times
-
-    monkeypatch.setattr(plan, "estimates", prefer_other)
+    real = favour(monkeypatch, other)
     assert gc.functional.auto_method_for(x, w, padding="same") == first  # remembered
     plan.clear()
     assert gc.functional.auto_method_for(x, w, padding="same") == other
     monkeypatch.setattr(plan, "estimates", real)
     plan.clear()
     assert gc.functional.auto_method_for(x, w, padding="same") == first
-    monkeypatch.setattr(plan, "estimates", prefer_other)
+    favour(monkeypatch, other)
     plan._estimated.clear()  # what a new process would estimate; the memo is per kernel
     w.mul_(2.0)  # an in-place change forgets the choice
     assert gc.functional.auto_method_for(x, w, padding="same") == other
