@@ -189,10 +189,15 @@ class _LocalConv(torch.autograd.Function):
         return grad_x, None if grad_w is None else grad_w.reshape(w.shape), None
 
 
-def _phases(spec: ConvSpec, tile: tuple[int, ...]) -> list[tuple[int, tuple[int, ...]]]:
-    """``(kernel index, offset)`` of every kernel of the tile that some output uses."""
-    used = itertools.product(*(range(min(t, o)) for t, o in zip(tile, spec.output_size)))
-    return [(int(np.ravel_multi_index(offset, tile)), offset) for offset in used]
+def _phases(spec: ConvSpec, tile: tuple[int, ...]) -> list[tuple[int, tuple, tuple]]:
+    """Every kernel of the tile that some output uses: its index in the tile, the part of
+    the padded input its strided convolution reads, and the output cells it fills."""
+    phases = []
+    for offset in itertools.product(*(range(min(t, o)) for t, o in zip(tile, spec.output_size))):
+        reads = (..., *(slice(a * s, None) for a, s in zip(offset, spec.stride)))
+        fills = (..., *(slice(a, None, t) for a, t in zip(offset, tile)))
+        phases.append((int(np.ravel_multi_index(offset, tile)), reads, fills))
+    return phases
 
 
 def _as_2d(spec: ConvSpec) -> ConvSpec:
@@ -233,12 +238,10 @@ class _TiledConv(torch.autograd.Function):
         strides = tuple(s * t for s, t in zip(spec.stride, tile))
         shape = (xp.shape[0], O, *spec.output_size)
         out = torch.empty(shape, dtype=xp.dtype, device=xp.device, memory_format=caller)
-        for k, offset in _phases(spec, tile):
-            start = (..., *(slice(a * s, None) for a, s in zip(offset, spec.stride)))
-            piece = _TORCH_CONV[spec.ndim](
-                xp[start], kernels[k * O : (k + 1) * O], None, strides, 0, spec.dilation
+        for k, reads, fills in _phases(spec, tile):
+            out[fills] = _TORCH_CONV[spec.ndim](
+                xp[reads], kernels[k * O : (k + 1) * O], None, strides, 0, spec.dilation
             )
-            out[(..., *(slice(a, None, t) for a, t in zip(offset, tile)))] = piece
         return out
 
     @staticmethod
@@ -250,12 +253,10 @@ class _TiledConv(torch.autograd.Function):
         strides = [s * t for s, t in zip(spec.stride, tile)]
         grad_x = None
         grad_k = torch.zeros_like(kernels) if want_w else None
-        for k, offset in _phases(spec, tile):
-            start = (..., *(slice(a * s, None) for a, s in zip(offset, spec.stride)))
-            phase = grad[(..., *(slice(a, None, t) for a, t in zip(offset, tile)))]
+        for k, reads, fills in _phases(spec, tile):
             gx, gk, _ = torch.ops.aten.convolution_backward(
-                phase.contiguous(memory_format=ctx.layout),  # one copy, not two
-                xp[start],
+                grad[fills].contiguous(memory_format=ctx.layout),  # one copy, not two
+                xp[reads],
                 kernels[k * O : (k + 1) * O],
                 None,
                 strides,
@@ -269,7 +270,7 @@ class _TiledConv(torch.autograd.Function):
             if want_x and grad_x is None:  # the first phase starts at 0: it covers all of xp
                 grad_x = gx
             elif want_x:
-                grad_x[start] += gx
+                grad_x[reads] += gx
             if want_w:
                 grad_k[k * O : (k + 1) * O] = gk
         # in the caller's layout, not the one used inside
@@ -392,23 +393,22 @@ def tiled_conv(
     check_bias(bias, x, w.shape[d], spec.output_size)
     xp = pad(x, spec.pairs, spec.padding_mode)
     kernels = w.reshape(-1, *w.shape[d + 1 :])  # (prod(tile) * C_out, C_in, *kernel_size)
-    if d == 1 and x.device.type == "cpu":  # as a 2-D one of height 1, to run channels-last
-        flat = _TiledConv.apply(
-            xp.unsqueeze(2).contiguous(memory_format=torch.channels_last),
-            kernels.unsqueeze(2).contiguous(memory_format=torch.channels_last),
-            _as_2d(spec),
-            (1, *tile),
-            torch.channels_last,
-            torch.contiguous_format,
-        )
-        return finish(flat.squeeze(2), bias, batched)
-    layout = _CHANNELS_LAST.get(d, torch.contiguous_format)
-    if x.device.type != "cpu":
+    on_cpu = x.device.type == "cpu"
+    if d == 1 and on_cpu:  # as a 2-D one of height 1, to run channels-last
+        xp, kernels, spec, tile = xp.unsqueeze(2), kernels.unsqueeze(2), _as_2d(spec), (1, *tile)
+    layout = _CHANNELS_LAST.get(spec.ndim, torch.contiguous_format)
+    if not on_cpu:
         layout = torch.contiguous_format
     # The output (and the input's gradient) come in the caller's layout, as torch's own
     # convolutions do: channels-last inputs get channels-last outputs, and skip two copies.
     caller = torch.contiguous_format
-    if layout != caller and x.is_contiguous(memory_format=layout) and not x.is_contiguous():
+    if (
+        d > 1
+        and layout != caller
+        and x.is_contiguous(memory_format=layout)
+        and not x.is_contiguous()
+    ):
         caller = layout
     xp, kernels = xp.contiguous(memory_format=layout), kernels.contiguous(memory_format=layout)
-    return finish(_TiledConv.apply(xp, kernels, spec, tile, layout, caller), bias, batched)
+    out = _TiledConv.apply(xp, kernels, spec, tile, layout, caller)
+    return finish(out.squeeze(2) if d < spec.ndim else out, bias, batched)
