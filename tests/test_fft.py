@@ -87,6 +87,13 @@ def test_overlap_save_tiles_a_long_input():
     "x_shape, w_shape, blocks, kw",
     [
         ((1, 2, 100, 90), (3, 2, 7, 5), (20, 16), {"padding": "same", "stride": 3}),
+        (
+            (1, 2, 50, 45),
+            (3, 2, 7, 5),
+            (9, 16),
+            {"padding": [(4, 1), 3], "padding_mode": "reflect"},
+        ),
+        ((1, 2, 50, 45), (3, 2, 7, 5), (9, 16), {"padding": [(0, 5), (2, 1)]}),
         ((2, 4, 30, 31, 32), (4, 2, 3, 4, 5), (7, 8, 9), {"groups": 2, "dilation": 2}),
     ],
 )

@@ -235,12 +235,17 @@ def apply_fft(x: Tensor, kernel: FFTKernel, spec: ConvSpec) -> Tensor:
     """Correlate a batched ``x`` with a prepared kernel; ``(N, C_in, *n) -> (N, C_out, *o)``."""
     d = spec.ndim
     out_dtype = x.dtype
-    x = pad(x.to(_compute_dtype(x.dtype)), spec.pairs, spec.padding_mode)
-    N, C, *padded = x.shape
+    x = x.to(_compute_dtype(x.dtype))
+    N, C = x.shape[:2]
+    padded = [n + b + a for n, (b, a) in zip(x.shape[2:], spec.pairs)]
     valid = [p - k + 1 for p, k in zip(padded, kernel.kernel)]
     tiles = [-(-v // b) for v, b in zip(valid, kernel.blocks)]
+    # zeros after the end, so that the last tile is whole
     extra = [t * b + k - 1 - p for t, b, k, p in zip(tiles, kernel.blocks, kernel.kernel, padded)]
-    x = pad(x, tuple((0, e) for e in extra), "zeros")
+    if spec.padding_mode == "zeros":  # one pass
+        x = pad(x, tuple((b, a + e) for (b, a), e in zip(spec.pairs, extra)))
+    else:
+        x = pad(pad(x, spec.pairs, spec.padding_mode), tuple((0, e) for e in extra))
     for i, (b, k) in enumerate(zip(kernel.blocks, kernel.kernel)):
         x = x.unfold(2 + i, b + k - 1, b)  # (N, C, t_1.., t_i, ..., tile_1.., tile_i)
     spatial = tuple(range(-d, 0))
