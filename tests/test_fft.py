@@ -111,6 +111,27 @@ def test_tiled_transforms_in_2d_and_3d(monkeypatch, x_shape, w_shape, blocks, kw
     assert relative_error(gc.fft_conv(x, w, **kw), ref) <= 1e-10
 
 
+@pytest.mark.parametrize("block_bytes", [8 * 8 * 9 * 16, 2**40])
+def test_spectra_are_mixed_in_blocks_of_rows(monkeypatch, block_bytes):
+    """The tiles' spectra go frequency-major in blocks of rows (the last one partial); the
+    result is the same as in one copy, and as direct's."""
+    from gridconv.functional import fft as fft_module
+
+    monkeypatch.setattr(fft_module, "tile_plan", lambda *args: ((9,), (16,)))
+    monkeypatch.setattr(fft_module, "BLOCK_BYTES", block_bytes)  # 8 rows of (8, 9) spectra
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(3, 8, 200, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(6, 4, 8, generator=g, dtype=torch.float64, requires_grad=True)
+    ref = gc.conv(x, w, groups=2, padding="same", method="direct")
+    out = gc.fft_conv(x, w, groups=2, padding="same")  # 3 x 23 tiles: 69 rows
+    assert relative_error(out, ref) <= 1e-10
+    grad = torch.randn_like(out)
+    for ours, theirs in zip(
+        torch.autograd.grad(out, (x, w), grad), torch.autograd.grad(ref, (x, w), grad)
+    ):
+        assert relative_error(ours, theirs) <= 1e-10
+
+
 def test_images_and_volumes_are_transformed_whole():
     assert tile_plan((1030, 1030), (7, 7), 1, 1, 1)[0] == (1024, 1024)
     assert tile_plan((132, 132, 132), (5, 5, 5), 4, 4, 1)[0] == (128, 128, 128)

@@ -218,16 +218,35 @@ def prepare_fft(w: Tensor, spec: ConvSpec) -> FFTKernel:
     return FFTKernel(spectrum.contiguous(), blocks, lengths, kernel, out_channels)
 
 
+# The spectra go frequency-major for the mixing matmul a block of rows (images or tiles) at
+# a time, so that a block's spectra stay in cache while they are scattered. Measured on the
+# spectra of 1-D tiles, (372, 8, 385) complex: 0.8 ms in blocks of 85 rows, 2.0 ms in one
+# permuted copy. Blocks of fewer than 8 rows (images, whose rows are megabytes) lose 3 %.
+# (Gathering the products back the same way loses: irfft reads the permuted view cheaply.)
+BLOCK_BYTES = 2 * 2**20
+BLOCK_ROWS_MIN = 8
+
+
+def _frequency_major(x_hat: Tensor, groups: int) -> Tensor:
+    """``(B, C, *F) -> (Fn, G, B, Cg)``, a contiguous copy made a block of rows at a time."""
+    B, C = x_hat.shape[:2]
+    source = x_hat.reshape(B, groups, C // groups, -1).permute(3, 1, 0, 2)
+    rows = BLOCK_BYTES // (x_hat[0].numel() * x_hat.element_size())
+    if x_hat.device.type != "cpu" or not BLOCK_ROWS_MIN <= rows < B:
+        return source.contiguous()
+    out = torch.empty(source.shape, dtype=x_hat.dtype, device=x_hat.device)
+    for start in range(0, B, rows):
+        out[:, :, start : start + rows] = source[:, :, start : start + rows]
+    return out
+
+
 def _mix(x_hat: Tensor, kernel: FFTKernel, groups: int) -> Tensor:
     """Sum over input channels of spectrum products: ``(B, C_in, *F) -> (B, C_out, *F)``."""
-    B, C, *F = x_hat.shape
+    B, _, *F = x_hat.shape
     if kernel.spectrum.ndim == 3:  # one input channel per group: a broadcast product
         y = x_hat.reshape(B, groups, 1, -1) * kernel.spectrum
-    else:
-        xs = x_hat.reshape(B, groups, C // groups, -1).permute(3, 1, 0, 2).contiguous()
-        y = torch.matmul(xs, kernel.spectrum).permute(
-            2, 1, 3, 0
-        )  # (Fn, G, B, Cg) -> (B, G, Og, Fn)
+    else:  # (Fn, G, B, Cg) @ (Fn, G, Cg, Og) -> (B, G, Og, Fn)
+        y = torch.matmul(_frequency_major(x_hat, groups), kernel.spectrum).permute(2, 1, 3, 0)
     return y.reshape(B, kernel.out_channels, *F)
 
 
