@@ -75,6 +75,28 @@ def test_conv_errors(name):
         call()
 
 
+@pytest.mark.parametrize(
+    "kw, error, match",
+    [
+        ({"stride": True}, TypeError, r"`stride` must be an int"),
+        ({"groups": True}, TypeError, r"`groups` must be an int, got True"),
+        ({"groups": 1.0}, TypeError, r"`groups` must be an int, got 1.0"),
+        ({"dilation": 1.0}, TypeError, r"`dilation` must be an int or 2 ints, got 1.0"),
+        ({"padding": 1.0}, ValueError, r"`padding` must be .* got 1.0 \(float\)"),
+        ({"padding": True}, ValueError, r"`padding` must be .* got True \(bool\)"),
+        ({"x": X[:, :3]}, ValueError, r"channel mismatch"),
+        ({"bias": torch.zeros(6, dtype=torch.float64)}, TypeError, r"`bias` has dtype"),
+    ],
+)
+def test_conv_errors_after_valid_calls_like_them(kw, error, match):
+    """Valid calls are remembered, to skip their checks the next time; a bad call whose
+    arguments compare equal to a remembered one (True == 1 == 1.0) is still checked."""
+    gc.conv(X, W, torch.zeros(6), stride=1, padding=1, dilation=1, groups=1)
+    gc.conv(X, W, stride=1, padding=1, dilation=1, groups=1)
+    with pytest.raises(error, match=match):
+        conv(**{"padding": 1, **kw})()
+
+
 Y = torch.randn(2, 6, 6, 6)
 
 OTHER_ERRORS = {

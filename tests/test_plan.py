@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import warnings
 
 import pytest
@@ -106,6 +107,28 @@ def test_auto_never_changes_results_beyond_rounding():
     for w, groups in [(gaussian(31, 3).double(), 3), (torch.randn(4, 3, 21, 21).double(), 1)]:
         ref = gc.conv(x, w, padding="same", groups=groups, method="direct")
         torch.testing.assert_close(gc.conv(x, w, padding="same", groups=groups), ref)
+
+
+def test_measuring_is_not_fooled_by_what_the_previous_method_left():
+    """A method that runs slowly right after another one (it finds the caches as that one
+    left them) is timed on its second call in a row, as it runs in a loop."""
+    last = [None]
+
+    def method(name: str, alone: float, after_other: float):
+        def run():
+            busy = alone if last[0] == name else after_other
+            end = time.perf_counter() + busy
+            while time.perf_counter() < end:
+                pass
+            last[0] = name
+
+        return run
+
+    times = plan._time(
+        {"a": method("a", 0.0005, 0.003), "b": method("b", 0.0015, 0.0015)},
+        torch.device("cpu"),
+    )
+    assert times["a"] < 0.001 < times["b"]
 
 
 def count_timings(monkeypatch) -> list:

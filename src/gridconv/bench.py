@@ -191,7 +191,7 @@ class Record:
 
 
 SKIP_DIRECT = 20.0  # seconds: gridconv's direct method is torch's kernel; time it once only
-WARM_BELOW = 0.05  # seconds: candidates faster than this get an untimed call before each
+WARM_BELOW = plan.WARM_BELOW  # seconds: faster candidates get an untimed call before each
 
 
 def _direct_estimate(x: torch.Tensor, w: torch.Tensor, case: Case) -> float:

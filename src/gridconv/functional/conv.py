@@ -27,6 +27,9 @@ from gridconv.functional.separable import apply_separable, decompose, is_rank_on
 _TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
+_MISSING = object()
+
+
 class KernelCache:
     """Transformed kernels (FFT spectra, separable factors, plans) of one weight tensor.
 
@@ -47,9 +50,10 @@ class KernelCache:
         if self._owner is None or self._owner() is not w or self._stamp != stamp:
             self.clear()
             self._owner, self._stamp = weakref.ref(w), stamp
-        if key not in self._entries:
-            self._entries[key] = build()
-        return self._entries[key]
+        entry = self._entries.get(key, _MISSING)
+        if entry is _MISSING:
+            entry = self._entries[key] = build()
+        return entry
 
     def clear(self) -> None:
         self._owner, self._stamp = None, ()
@@ -105,15 +109,21 @@ def _tolerance(dtype: torch.dtype, ulps: float) -> float:
     return ulps * torch.finfo(dtype if dtype == torch.float64 else torch.float32).eps
 
 
+@functools.lru_cache(maxsize=4096)
+def _split_padding(spec: ConvSpec) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...] | None]:
+    """The padding torch's convNd does itself (symmetric zeros), and the rest (None: none)."""
+    if spec.padding_mode != "zeros":
+        return (0,) * spec.ndim, spec.pairs
+    symmetric = tuple(min(before, after) for before, after in spec.pairs)
+    rest = tuple((b - s, a - s) for (b, a), s in zip(spec.pairs, symmetric))
+    return symmetric, rest if any(b or a for b, a in rest) else None
+
+
 def _direct(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None = None) -> Tensor:
     """torch's convNd; symmetric zero padding is left to torch, the rest is padded here."""
-    if spec.padding_mode == "zeros":
-        symmetric = tuple(min(before, after) for before, after in spec.pairs)
-        rest = tuple((b - s, a - s) for (b, a), s in zip(spec.pairs, symmetric))
-        x = pad(x, rest, "zeros")
-    else:
-        symmetric = (0,) * spec.ndim
-        x = pad(x, spec.pairs, spec.padding_mode)
+    symmetric, rest = _split_padding(spec)
+    if rest is not None:
+        x = pad(x, rest, spec.padding_mode)
     conv_nd = _TORCH_CONV[spec.ndim]
     return conv_nd(x, w, None, spec.stride, symmetric, spec.dilation, spec.groups)
 
@@ -170,9 +180,18 @@ _METHODS: dict[str, Callable[..., Tensor]] = {
     "separable": _separable,
 }
 METHODS = ("auto", *_METHODS)
+_METHOD_NAMES = frozenset(METHODS)
 
 
 def _auto(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None) -> str:
+    """The planner's choice, kept with the kernel (a layer's cache, or the per-tensor one):
+    the next call with this kernel and shape skips the planner."""
+    needs_grad = torch.is_grad_enabled() and w.requires_grad
+    key = ("auto", plan.state(), x.shape[0], spec, needs_grad)
+    return _small(cache, w).get(w, key, lambda: _plan(x, w, spec, cache))
+
+
+def _plan(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None) -> str:
     """Ask the planner; the separable path only for exactly separable, fixed kernels."""
 
     def separable() -> bool:
@@ -188,11 +207,7 @@ def _auto(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None) -> st
 
         return run
 
-    # The choice is kept with the kernel (a layer's cache, or the per-tensor one): the next
-    # call with this kernel and shape skips the planner.
-    needs_grad = torch.is_grad_enabled() and w.requires_grad
-    key = ("auto", plan.state(), x.shape[0], spec, needs_grad)
-    return _small(cache, w).get(w, key, lambda: plan.choose(x, w, spec, runner, separable))
+    return plan.choose(x, w, spec, runner, separable)
 
 
 def conv(
@@ -273,7 +288,8 @@ def conv(
         >>> gc.conv(x, w, padding=[(0, 4), (2, 2)], padding_mode="circular").shape
         torch.Size([8, 16, 32, 32])
     """
-    method = check_choice("method", method, METHODS)
+    if not isinstance(method, str) or method not in _METHOD_NAMES:
+        check_choice("method", method, METHODS)
     if cache is not None and not isinstance(cache, KernelCache):
         raise TypeError(
             f"`cache` must be a gridconv.functional.KernelCache, got {describe(cache)}."
