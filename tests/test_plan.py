@@ -131,6 +131,21 @@ def test_measuring_is_not_fooled_by_what_the_previous_method_left():
     assert times["a"] < 0.001 < times["b"]
 
 
+def test_planning_blocks_nest_and_restore_the_mode():
+    assert plan.state()[0] == "estimate"
+    block = gc.planning("measure")
+    with block:
+        assert plan.state()[0] == "measure"
+        with gc.planning("estimate"):
+            assert plan.state()[0] == "estimate"
+        with block:  # one block object, entered again inside itself
+            assert plan.state()[0] == "measure"
+        assert plan.state()[0] == "measure"
+    assert plan.state()[0] == "estimate"
+    with pytest.raises(ValueError, match="`mode` must be one of"):
+        gc.planning("exhaustive")
+
+
 def count_timings(monkeypatch) -> list:
     calls = []
     real = plan._time

@@ -266,8 +266,9 @@ def setup(
     whether ``x`` came batched (for :func:`finish`). A ``w`` that is not a tensor (a
     :class:`SeparableKernel`) must have been checked by its own op.
 
-    A call like one validated before (the same types, shapes, dtypes and devices, and
-    hyper-parameters of the same ``repr``) skips the checks.
+    A call like one validated before (tensors of the same types, shapes, dtypes and
+    devices; the same hyper-parameters, ``True`` and ``1.0`` told from ``1``) skips the
+    checks.
     """
     hyper = (stride, padding, dilation, groups, padding_mode)
     if not all(type(v) in _PLAIN for v in hyper):  # tell True and 1.0 from 1

@@ -25,9 +25,7 @@ from gridconv.functional.padding import pad, pad_adjoint
 from gridconv.functional.separable import apply_separable, decompose, is_rank_one
 
 _TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-
-
-_MISSING = object()
+_MISSING = object()  # a cache entry not built yet (None is a valid entry)
 
 
 class KernelCache:
