@@ -293,6 +293,40 @@ def test_eval_layers_cache_the_transformed_kernel_until_the_weight_changes(monke
     assert len(prepared) == 5  # training mode never caches
 
 
+def test_functional_calls_keep_the_last_small_spectrum_with_the_kernel(monkeypatch):
+    conv_module = sys.modules["gridconv.functional.conv"]
+    prepared = []
+    real = conv_module.prepare_fft
+    monkeypatch.setattr(
+        conv_module, "prepare_fft", lambda w, spec: prepared.append(1) or real(w, spec)
+    )
+
+    def fft(x, w):
+        return gc.conv(x, w, padding="same", method="fft")
+
+    x, w = torch.randn(1, 2, 40, 40), torch.randn(3, 2, 15, 15)
+    first = fft(x, w)
+    fft(x, w)
+    assert len(prepared) == 1
+    w.mul_(2)  # changed in place: transformed again
+    torch.testing.assert_close(fft(x, w), 2 * first, rtol=1e-4, atol=1e-4)
+    assert len(prepared) == 2
+    other = torch.randn(1, 2, 50, 50)
+    fft(other, w)
+    fft(other, w)
+    fft(x, w)  # only the last input size's spectrum is kept
+    assert len(prepared) == 4
+    needs_grad = w.clone().requires_grad_()
+    fft(x, needs_grad)
+    fft(x, needs_grad).sum().backward()  # never kept: the gradient flows through the transform
+    assert len(prepared) == 6 and needs_grad.grad.abs().sum() > 0
+    monkeypatch.setattr(conv_module, "SMALL_SPECTRUM_BYTES", 0)  # too large to keep
+    w2 = torch.randn(3, 2, 15, 15)
+    fft(x, w2)
+    fft(x, w2)
+    assert len(prepared) == 8
+
+
 def test_eval_cache_is_skipped_when_the_weight_needs_a_gradient():
     layer = gc.nn.Conv2d(1, 1, 11, padding="same", method="fft").eval()
     loss = layer(torch.randn(1, 1, 30, 30)).square().sum()
