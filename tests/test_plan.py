@@ -13,6 +13,7 @@ import torch
 
 import gridconv as gc
 from gridconv import plan
+from gridconv.functional._spec import setup
 
 
 @pytest.fixture(autouse=True)
@@ -49,6 +50,25 @@ def test_cost_model_picks_direct_for_small_and_fft_for_large_kernels():
         torch.randn(1, 1, 512, 512), torch.randn(1, 1, 63, 63), padding="same"
     )
     assert (small, large) == ("direct", "fft")
+
+
+def test_cost_model_leaves_out_the_kernel_transform_when_the_spectrum_is_kept(monkeypatch):
+    x, w = torch.randn(1, 1, 256, 256), torch.randn(1, 1, 31, 31)
+    _, spec, _ = setup(
+        x, w, None, stride=1, padding="same", dilation=1, groups=1, padding_mode="zeros"
+    )
+    cpu = torch.device("cpu")
+    anew, kept = plan.fft_seconds(1, 1, spec, cpu), plan.fft_seconds(1, 1, spec, cpu, kept=True)
+    assert anew / 2 <= kept < anew
+    assert plan.plan_key(x, w, spec, False) != plan.plan_key(x, w, spec, False, kept=True)
+    seen = []
+    real = plan.choose
+    monkeypatch.setattr(plan, "choose", lambda *args: seen.append(args[-1]) or real(*args))
+    gc.functional.auto_method_for(x, w, padding="same")  # functional, no gradient: kept
+    gc.functional.auto_method_for(x, w.clone().requires_grad_(), padding="same")  # not kept
+    monkeypatch.setattr(sys.modules["gridconv.functional.conv"], "SMALL_SPECTRUM_BYTES", 0)
+    gc.functional.auto_method_for(x, w.clone(), padding="same")  # too large to keep
+    assert seen == [True, False, False]
 
 
 def test_auto_takes_the_separable_path_only_for_exactly_separable_kernels(monkeypatch):

@@ -58,6 +58,11 @@ CPU = {
     "fft_copy": 1.98,
     "fft_kernel": 0.062,
     "fft_overhead": 3.15e-4,
+    # transforming the kernel, part of the above: fitted on 36 shapes (within 1.5x) for
+    # calls that keep the spectrum (seconds; per byte of spectrum; per kernel multiply-add)
+    "fft_prepare_overhead": 8.5e-5,
+    "fft_prepare_per_byte": 1.68e-10,
+    "fft_prepare_per_kernel": 3.7e-12,
     "separable_gmacs": 60.3,  # depthwise 1-D passes
     "separable_per_point": 0.0,  # seconds per element read by a pass
     "separable_per_moved_point": 4.37e-9,  # ... and by a pass along a dim other than the last
@@ -129,8 +134,11 @@ def direct_seconds(batch: int, out_channels: int, spec: ConvSpec, device: torch.
     return macs / (rate * 1e9) + c["direct_per_point"] * points + c["direct_overhead"]
 
 
-def fft_seconds(batch: int, out_channels: int, spec: ConvSpec, device: torch.device) -> float:
-    """Predicted time of the FFT method (transforming the kernel included)."""
+def fft_seconds(
+    batch: int, out_channels: int, spec: ConvSpec, device: torch.device, kept: bool = False
+) -> float:
+    """Predicted time of the FFT method: transforming the kernel included, unless its
+    spectrum is ``kept`` from an earlier call."""
     c = _constants(device)
     work = fft_work(spec, batch, out_channels)
     units = (
@@ -139,7 +147,15 @@ def fft_seconds(batch: int, out_channels: int, spec: ConvSpec, device: torch.dev
         + c["fft_mix"] * work["mix"]
         + c["fft_kernel"] * work["kernel"]
     )
-    return c[f"fft_unit_{spec.ndim}d"] * units + c["fft_overhead"]
+    seconds = c[f"fft_unit_{spec.ndim}d"] * units + c["fft_overhead"]
+    if kept:
+        prepare = (
+            c["fft_prepare_overhead"]
+            + c["fft_prepare_per_byte"] * 8 * work["spectrum"]
+            + c["fft_prepare_per_kernel"] * work["kernel"]
+        )
+        seconds = max(seconds - prepare, seconds / 2)  # the fit is rough: never below half
+    return seconds
 
 
 def separable_seconds(
@@ -161,12 +177,13 @@ def separable_seconds(
 
 
 def estimates(
-    batch: int, out_channels: int, spec: ConvSpec, device: torch.device
+    batch: int, out_channels: int, spec: ConvSpec, device: torch.device, kept: bool = False
 ) -> dict[str, float]:
-    """Predicted seconds of each method (separable assuming a rank-one kernel)."""
+    """Predicted seconds of each method (separable assuming a rank-one kernel; FFT without
+    transforming the kernel when its spectrum is ``kept``)."""
     times = {
         "direct": direct_seconds(batch, out_channels, spec, device),
-        "fft": fft_seconds(batch, out_channels, spec, device),
+        "fft": fft_seconds(batch, out_channels, spec, device, kept),
     }
     if spec.ndim > 1:
         times["separable"] = separable_seconds(batch, out_channels, spec, device)
@@ -191,9 +208,10 @@ def state() -> tuple[str, int]:
     return _mode.get(), _generation[0]
 
 
-def plan_key(x: Tensor, w: Tensor, spec: ConvSpec, separable: bool) -> str:
-    """What a measured choice depends on: shapes, hyper-parameters, dtype and device."""
-    return _plan_key(x.device.type, x.dtype, x.shape, w.shape, spec, separable)
+def plan_key(x: Tensor, w: Tensor, spec: ConvSpec, separable: bool, kept: bool = False) -> str:
+    """What a measured choice depends on: shapes, hyper-parameters, dtype and device, and
+    whether the kernel is exactly separable and its spectrum kept."""
+    return _plan_key(x.device.type, x.dtype, x.shape, w.shape, spec, separable, kept)
 
 
 @functools.lru_cache(maxsize=4096)  # asked on every call under planning("measure")
@@ -204,6 +222,7 @@ def _plan_key(
     w_shape: tuple[int, ...],
     spec: ConvSpec,
     separable: bool,
+    kept: bool,
 ) -> str:
     return "|".join(
         [
@@ -217,6 +236,7 @@ def _plan_key(
             f"g{spec.groups}",
             spec.padding_mode,
             "sep" if separable else "nosep",
+            *(["kept"] if kept else []),
         ]
     )
 
@@ -275,6 +295,7 @@ def choose(
     spec: ConvSpec,
     runner: Callable[[str], Callable[[], Tensor]],
     separable: Callable[[], bool],
+    kept: bool = False,
 ) -> str:
     """The method ``conv(method="auto")`` uses for this call.
 
@@ -282,14 +303,16 @@ def choose(
         x, w, spec: the validated, batched convolution.
         runner: gives a zero-argument function that runs a method, when measuring.
         separable: says (lazily) whether the kernel is exactly separable.
+        kept: whether the kernel's spectrum is kept between calls (the FFT method then
+            does not transform it again).
     """
     mode = _mode.get()
     out_channels = w.shape[0]
     if mode == "estimate":
-        key = (x.device.type, x.shape[0], out_channels, spec)
+        key = (x.device.type, x.shape[0], out_channels, spec, kept)
         ranked = _estimated.get(key)
         if ranked is None:
-            times = estimates(x.shape[0], out_channels, spec, x.device)
+            times = estimates(x.shape[0], out_channels, spec, x.device, kept)
             if len(_estimated) > 4096:
                 _estimated.clear()
             ranked = _estimated.setdefault(key, tuple(sorted(times, key=times.__getitem__)))
@@ -297,10 +320,10 @@ def choose(
             return ranked[1]
         return ranked[0]
     exact = spec.ndim > 1 and separable()
-    key = plan_key(x, w, spec, exact)
+    key = plan_key(x, w, spec, exact, kept)
     method = _measured.get(key)
     if method is None:
-        guesses = estimates(x.shape[0], out_channels, spec, x.device)
+        guesses = estimates(x.shape[0], out_channels, spec, x.device, kept)
         if not exact:
             guesses.pop("separable", None)
         best_guess = min(guesses.values())

@@ -20,7 +20,7 @@ from gridconv import plan
 from gridconv._checks import check_choice, describe
 from gridconv._shapes import Padding
 from gridconv.functional._spec import ConvSpec, finish, setup
-from gridconv.functional.fft import apply_fft, prepare_fft
+from gridconv.functional.fft import apply_fft, fft_work, prepare_fft
 from gridconv.functional.padding import pad, pad_adjoint
 from gridconv.functional.separable import apply_separable, decompose, is_rank_one
 
@@ -220,7 +220,17 @@ def _plan(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None) -> st
 
         return run
 
-    return plan.choose(x, w, spec, runner, separable)
+    return plan.choose(x, w, spec, runner, separable, _spectrum_kept(x, w, spec, cache))
+
+
+def _spectrum_kept(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None) -> bool:
+    """Whether the FFT method keeps this kernel's spectrum between calls (see ``_fft``)."""
+    if cache is not None:
+        return True
+    if torch.is_grad_enabled() and w.requires_grad:
+        return False
+    itemsize = 16 if x.dtype == torch.float64 else 8
+    return fft_work(spec, 1, w.shape[0])["spectrum"] * itemsize <= SMALL_SPECTRUM_BYTES
 
 
 def conv(

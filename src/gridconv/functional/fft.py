@@ -130,7 +130,8 @@ def tile_plan(
 
 def fft_work(spec: ConvSpec, batch: int, out_channels: int) -> dict[str, float]:
     """The work of :func:`fft_conv` for this convolution, by kind (see the weights above):
-    ``fft`` butterflies, ``copy`` tile points, ``mix`` and ``kernel`` multiply-adds."""
+    ``fft`` butterflies, ``copy`` tile points, ``mix`` and ``kernel`` multiply-adds; and
+    ``spectrum``, the complex numbers of the transformed kernel."""
     kernel = tuple(dl * (k - 1) + 1 for k, dl in zip(spec.kernel_size, spec.dilation))
     padded = tuple(n + b + a for n, (b, a) in zip(spec.input_size, spec.pairs))
     blocks, lengths = tile_plan(padded, kernel, spec.in_channels, out_channels, spec.groups)
@@ -144,6 +145,7 @@ def fft_work(spec: ConvSpec, batch: int, out_channels: int) -> dict[str, float]:
         "copy": batch * copy,
         "mix": batch * mix,
         "kernel": mixing * bins * kernel[0],
+        "spectrum": mixing * bins,
     }
 
 
