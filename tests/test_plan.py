@@ -347,6 +347,19 @@ def test_functional_calls_keep_the_last_small_spectrum_with_the_kernel(monkeypat
     assert len(prepared) == 8
 
 
+def test_kernels_made_under_inference_mode_are_never_kept():
+    """Inference tensors have no version counter, so an in-place change could not be seen:
+    nothing is kept for them, and every method still runs."""
+    g = torch.exp(-(torch.linspace(-2, 2, 15) ** 2))
+    with torch.inference_mode():
+        x, w = torch.randn(1, 1, 64, 64), torch.outer(g, g)[None, None].clone()
+        ref = gc.conv(x, w, padding="same", method="direct")
+        for method in ("auto", "fft", "separable"):
+            torch.testing.assert_close(gc.conv(x, w, padding="same", method=method), ref)
+        w.mul_(2)
+        torch.testing.assert_close(gc.conv(x, w, padding="same", method="fft"), 2 * ref)
+
+
 def test_eval_cache_is_skipped_when_the_weight_needs_a_gradient():
     layer = gc.nn.Conv2d(1, 1, 11, padding="same", method="fft").eval()
     loss = layer(torch.randn(1, 1, 30, 30)).square().sum()

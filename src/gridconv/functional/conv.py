@@ -44,6 +44,8 @@ class KernelCache:
 
     def get(self, w: Tensor, key: Hashable, build: Callable[[], Any]) -> Any:
         """The entry ``key`` for ``w``, built by ``build()`` on a miss."""
+        if w.is_inference():  # no version counter: an in-place change would go unseen
+            return build()
         stamp = (w._version, w.data_ptr(), w.shape, w.dtype, w.device)
         if self._owner is None or self._owner() is not w or self._stamp != stamp:
             self.clear()
