@@ -66,9 +66,11 @@ def test_cost_model_leaves_out_the_kernel_transform_when_the_spectrum_is_kept(mo
     monkeypatch.setattr(plan, "choose", lambda *args: seen.append(args[-1]) or real(*args))
     gc.functional.auto_method_for(x, w, padding="same")  # functional, no gradient: kept
     gc.functional.auto_method_for(x, w.clone().requires_grad_(), padding="same")  # not kept
+    with torch.inference_mode():  # no version counter: never kept
+        gc.functional.auto_method_for(x, torch.randn(1, 1, 31, 31), padding="same")
     monkeypatch.setattr(sys.modules["gridconv.functional.conv"], "SMALL_SPECTRUM_BYTES", 0)
     gc.functional.auto_method_for(x, w.clone(), padding="same")  # too large to keep
-    assert seen == [True, False, False]
+    assert seen == [True, False, False, False]
 
 
 def test_auto_takes_the_separable_path_only_for_exactly_separable_kernels(monkeypatch):

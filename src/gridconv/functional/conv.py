@@ -229,7 +229,7 @@ def _spectrum_kept(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | No
     """Whether the FFT method keeps this kernel's spectrum between calls (see ``_fft``)."""
     if cache is not None:
         return True
-    if torch.is_grad_enabled() and w.requires_grad:
+    if (torch.is_grad_enabled() and w.requires_grad) or w.is_inference():
         return False
     itemsize = 16 if x.dtype == torch.float64 else 8
     return fft_work(spec, 1, w.shape[0])["spectrum"] * itemsize <= SMALL_SPECTRUM_BYTES
