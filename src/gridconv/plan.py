@@ -59,7 +59,8 @@ CPU = {
     "fft_kernel": 0.062,
     "fft_overhead": 3.15e-4,
     # transforming the kernel, part of the above: fitted on 36 shapes (within 1.5x) for
-    # calls that keep the spectrum (seconds; per byte of spectrum; per kernel multiply-add)
+    # calls that keep the spectrum (seconds; per byte of complex64 spectrum; per kernel
+    # multiply-add)
     "fft_prepare_overhead": 8.5e-5,
     "fft_prepare_per_byte": 1.68e-10,
     "fft_prepare_per_kernel": 3.7e-12,
@@ -427,7 +428,7 @@ class planning:  # lower case: used like a function, as torch.no_grad is
         ...     y = gc.conv(x, w, padding="same")  # times direct and fft once, then reuses
     """
 
-    # A class, not a generator: entering costs 0.4 us instead of 1.7, for blocks of one call.
+    # A class, not a generator: a block costs 1.0 us instead of 1.7, for blocks of one call.
     def __init__(self, mode: str = "estimate", *, wisdom: str | os.PathLike | None = None):
         self._mode = check_choice("mode", mode, MODES)
         self._path = None

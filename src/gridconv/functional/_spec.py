@@ -286,30 +286,6 @@ def setup(
     if known is not None:
         spec, batched = known
         return (x if batched else x.unsqueeze(0)), spec, batched
-    x, spec, batched = _setup(x, w, bias, stride, padding, dilation, groups, padding_mode)
-    if key is not None:
-        if len(_VALID_CALLS) > 4096:
-            _VALID_CALLS.clear()
-        _VALID_CALLS[key] = spec, batched
-    return x, spec, batched
-
-
-# Calls validated before. Checking costs ~10 us a call, which a 0.3 ms convolution feels
-# two to three times over (the caches the checks disturb); a lookup costs ~2 us.
-_VALID_CALLS: dict[tuple, tuple[ConvSpec, bool]] = {}
-_PLAIN = (int, str)
-
-
-def _setup(
-    x: Tensor,
-    w: Tensor | HasShape,
-    bias: Tensor | None,
-    stride: int | Sequence[int],
-    padding: Padding,
-    dilation: int | Sequence[int],
-    groups: int,
-    padding_mode: str,
-) -> tuple[Tensor, ConvSpec, bool]:
     if isinstance(w, Tensor):
         d = check_weight(w)
         check_input(x, d)
@@ -332,7 +308,17 @@ def _setup(
         padding_mode=padding_mode,
     )
     check_bias(bias, x, w.shape[0], spec.output_size)
+    if key is not None:
+        if len(_VALID_CALLS) > 4096:
+            _VALID_CALLS.clear()
+        _VALID_CALLS[key] = spec, batched
     return x, spec, batched
+
+
+# Calls validated before. Checking costs ~10 us a call, which a 0.3 ms convolution feels
+# two to three times over (the caches the checks disturb); a lookup costs ~2 us.
+_VALID_CALLS: dict[tuple, tuple[ConvSpec, bool]] = {}
+_PLAIN = (int, str)
 
 
 def finish(out: Tensor, bias: Tensor | None, batched: bool) -> Tensor:

@@ -135,16 +135,13 @@ SMALL_SPECTRUM_BYTES = 4 * 2**20
 
 
 def _fft(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None = None) -> Tensor:
-    if cache is not None or (torch.is_grad_enabled() and w.requires_grad):
+    if cache is not None or not _spectrum_kept(x, w, spec, None):
         kernel = _cached(cache, w, ("fft", spec), lambda: prepare_fft(w, spec))
         return apply_fft(x, kernel, spec)
     last = _small(None, w).get(w, "fft", lambda: [None, None])  # [spec, FFTKernel]
-    if last[0] == spec:
-        return apply_fft(x, last[1], spec)
-    kernel = prepare_fft(w, spec)
-    if kernel.spectrum.numel() * kernel.spectrum.element_size() <= SMALL_SPECTRUM_BYTES:
-        last[:] = spec, kernel
-    return apply_fft(x, kernel, spec)
+    if last[0] != spec:
+        last[:] = spec, prepare_fft(w, spec)
+    return apply_fft(x, last[1], spec)
 
 
 class _ExactSeparable(torch.autograd.Function):
@@ -231,8 +228,12 @@ def _spectrum_kept(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | No
         return True
     if (torch.is_grad_enabled() and w.requires_grad) or w.is_inference():
         return False
-    itemsize = 16 if x.dtype == torch.float64 else 8
-    return fft_work(spec, 1, w.shape[0])["spectrum"] * itemsize <= SMALL_SPECTRUM_BYTES
+    return _spectrum_bytes(spec, w.shape[0], x.dtype == torch.float64) <= SMALL_SPECTRUM_BYTES
+
+
+@functools.lru_cache(maxsize=4096)
+def _spectrum_bytes(spec: ConvSpec, out_channels: int, double: bool) -> int:
+    return fft_work(spec, 1, out_channels)["spectrum"] * (16 if double else 8)
 
 
 def conv(
