@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import pytest
 import torch
@@ -112,13 +114,17 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
         "--nproc-per-node",
         "2",
     ]
-    run = subprocess.run(
-        [*torchrun, *train_command(two, *args)[1:]],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    command = [*torchrun, *train_command(two, *args)[1:]]
+    # faulthandler: if a rank dies on a signal, its Python stack shows where
+    env = {**ENV, "PYTHONFAULTHANDLER": "1"}
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    if run.returncode != 0 and "SIGABRT" in run.stderr:
+        # gloo's teardown aborted a rank once in CI after training had finished (a torch
+        # race we could not reproduce in 90 runs); one more try, loudly, and every check
+        # below still applies to it
+        warnings.warn(f"a rank aborted; running again:\n{run.stderr[-3000:]}", stacklevel=1)
+        shutil.rmtree(two, ignore_errors=True)
+        run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "on 2 processes" in run.stdout
     a, b = weights(one), weights(two)

@@ -325,13 +325,24 @@ def run(
     }
     use_cuda = torch.cuda.is_available()
     device = torch.device(f"cuda:{procs.local_rank}" if use_cuda else "cpu")
-    if procs.world > 1 and not torch.distributed.is_initialized():
+    owned = procs.world > 1 and not torch.distributed.is_initialized()
+    if owned:  # a group the caller made is the caller's to destroy
         torch.distributed.init_process_group("nccl" if use_cuda else "gloo")
     try:
-        return _run(config, meta, split, out, saved, procs, device, on_batch, on_epoch)
-    finally:
-        if procs.world > 1 and torch.distributed.is_initialized():
+        result = _run(config, meta, split, out, saved, procs, device, on_batch, on_epoch)
+    except BaseException:
+        if owned:
             torch.distributed.destroy_process_group()
+        raise
+    if owned:
+        # Every rank tears down only when all are done: rank 0 still writes result.json after
+        # the last collective. A rank once died in gloo's teardown in CI (SIGABRT, "terminate
+        # called without an active exception") after training had finished; we could not
+        # make it happen again in 90 runs, so this narrows that window more than it proves
+        # a cause.
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    return result
 
 
 def _run(config, meta, split, out, saved, procs, device, on_batch, on_epoch) -> dict:
