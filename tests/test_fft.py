@@ -132,6 +132,58 @@ def test_spectra_are_mixed_in_blocks_of_rows(monkeypatch, block_bytes):
         assert relative_error(ours, theirs) <= 1e-10
 
 
+@pytest.mark.parametrize(
+    "w_shape, kw",
+    [
+        ((6, 2, 8), {"groups": 2, "padding": "same"}),
+        ((5, 4, 8), {"padding": "full", "stride": 3}),
+        ((5, 4, 4), {"padding": [(6, 1)], "dilation": 2}),
+        ((5, 4, 8), {"padding": 5, "padding_mode": "reflect"}),
+        ((5, 4, 8), {"padding": [(3, 9)], "padding_mode": "circular"}),
+        ((8, 1, 8), {"groups": 4, "padding": "same"}),  # depthwise: a broadcast product
+        ((5, 4, 8), {"padding": "valid"}),
+    ],
+)
+@pytest.mark.parametrize("spare_max", [0.1, 0.0])  # the strided view, and the copied tiles
+def test_long_signals_are_tiled_in_place(monkeypatch, w_shape, kw, spare_max):
+    """1-D tiles are windows of one padded copy, read in place (the rows run into each
+    other; the spare windows are dropped): the same results and gradients as direct's, and
+    as the tiles cut out as copies."""
+    from gridconv.functional import fft as fft_module
+
+    monkeypatch.setattr(fft_module, "tile_plan", lambda *args: ((9,), (16,)))
+    monkeypatch.setattr(fft_module, "SPARE_TILES_MAX", spare_max)
+    calls = []
+    original = fft_module._tile_rows
+    monkeypatch.setattr(fft_module, "_tile_rows", lambda *args: calls.append(1) or original(*args))
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(3, 4, 200, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(w_shape, generator=g, dtype=torch.float64, requires_grad=True)
+    out = gc.fft_conv(x, w, **kw)
+    assert bool(calls) == (spare_max > 0)
+    ref = gc.conv(x, w, method="direct", **kw)
+    assert relative_error(out, ref) <= 1e-10
+    grad = torch.randn_like(out)
+    for ours, theirs in zip(
+        torch.autograd.grad(out, (x, w), grad), torch.autograd.grad(ref, (x, w), grad)
+    ):
+        assert relative_error(ours, theirs) <= 1e-10
+
+
+def test_few_long_tiles_are_copied(monkeypatch):
+    """Where a row's spare windows would be many per used one, the tiles are copied."""
+    from gridconv.functional import fft as fft_module
+
+    monkeypatch.setattr(fft_module, "tile_plan", lambda *args: ((100,), (128,)))  # 3 tiles
+    calls = []
+    original = fft_module._tile_rows
+    monkeypatch.setattr(fft_module, "_tile_rows", lambda *args: calls.append(1) or original(*args))
+    x, w = torch.randn(2, 3, 300, dtype=torch.float64), torch.randn(4, 3, 29).double()
+    out = gc.fft_conv(x, w)
+    assert not calls
+    assert relative_error(out, gc.conv(x, w, method="direct")) <= 1e-10
+
+
 def test_images_and_volumes_are_transformed_whole():
     assert tile_plan((1030, 1030), (7, 7), 1, 1, 1)[0] == (1024, 1024)
     assert tile_plan((132, 132, 132), (5, 5, 5), 4, 4, 1)[0] == (128, 128, 128)

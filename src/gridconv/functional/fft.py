@@ -229,27 +229,69 @@ BLOCK_BYTES = 2 * 2**20
 BLOCK_ROWS_MIN = 8
 
 
-def _frequency_major(x_hat: Tensor, groups: int) -> Tensor:
-    """``(B, C, *F) -> (Fn, G, B, Cg)``, a contiguous copy made a block of rows at a time."""
-    B, C = x_hat.shape[:2]
-    source = x_hat.reshape(B, groups, C // groups, -1).permute(3, 1, 0, 2)
-    rows = BLOCK_BYTES // (x_hat[0].numel() * x_hat.element_size())
-    if x_hat.device.type != "cpu" or not BLOCK_ROWS_MIN <= rows < B:
-        return source.contiguous()
+def _frequency_major(x_hat: Tensor, groups: int, keep: int) -> Tensor:
+    """``(N, C, T, *F)`` spectra, the first ``keep`` of each row's T tiles ->
+    ``(Fn, G, N * keep, Cg)``, a contiguous copy made a block of rows at a time."""
+    N, C, T = x_hat.shape[:3]
+    source = x_hat.reshape(N, groups, C // groups, T, -1)[:, :, :, :keep].permute(4, 1, 0, 3, 2)
     out = torch.empty(source.shape, dtype=x_hat.dtype, device=x_hat.device)
-    for start in range(0, B, rows):
-        out[:, :, start : start + rows] = source[:, :, start : start + rows]
-    return out
+    rows = BLOCK_BYTES // (C * source.shape[0] * x_hat.element_size())  # (tile) rows per block
+    if x_hat.device.type != "cpu" or not BLOCK_ROWS_MIN <= rows < N * keep:
+        out.copy_(source)
+    elif keep == 1:  # whole images or volumes: blocks of them
+        for start in range(0, N, rows):
+            out[:, :, start : start + rows] = source[:, :, start : start + rows]
+    else:  # the tiles of one image at a time, in blocks
+        for n, start in itertools.product(range(N), range(0, keep, rows)):
+            out[:, :, n, start : start + rows] = source[:, :, n, start : start + rows]
+    return out.reshape(source.shape[0], groups, N * keep, C // groups)
 
 
-def _mix(x_hat: Tensor, kernel: FFTKernel, groups: int) -> Tensor:
-    """Sum over input channels of spectrum products: ``(B, C_in, *F) -> (B, C_out, *F)``."""
-    B, _, *F = x_hat.shape
+def _mix(x_hat: Tensor, kernel: FFTKernel, groups: int, keep: int) -> Tensor:
+    """Sum over input channels of spectrum products, for the first ``keep`` of each row's
+    tiles: ``(N, C_in, T, *F) -> (N * keep, C_out, *F)``."""
+    N, _, T, *F = x_hat.shape
     if kernel.spectrum.ndim == 3:  # one input channel per group: a broadcast product
-        y = x_hat.reshape(B, groups, 1, -1) * kernel.spectrum
+        if T > 1:
+            x_hat = x_hat[:, :, :keep].transpose(1, 2)
+        y = x_hat.reshape(N * keep, groups, 1, -1) * kernel.spectrum
     else:  # (Fn, G, B, Cg) @ (Fn, G, Cg, Og) -> (B, G, Og, Fn)
-        y = torch.matmul(_frequency_major(x_hat, groups), kernel.spectrum).permute(2, 1, 3, 0)
-    return y.reshape(B, kernel.out_channels, *F)
+        y = torch.matmul(_frequency_major(x_hat, groups, keep), kernel.spectrum)
+        y = y.permute(2, 1, 3, 0)
+    return y.reshape(N * keep, kernel.out_channels, *F)
+
+
+def _tile_rows(x: Tensor, spec: ConvSpec, kernel: FFTKernel, tiles: int) -> tuple[Tensor, int]:
+    """Overlap-save tiles of a 1-D signal as one strided view of a padded copy, which the
+    FFT reads in place: ``(N, C, n) -> (N * C * T, length)``, T tiles per row, of which the
+    first ``tiles`` are used (the rest run into the next row).
+
+    The rows are laid end to end, each ``T * block`` long, so that every tile of every row
+    starts a whole number of blocks from the first: the tiles of all rows are then one
+    window of length ``length`` every ``block`` points, a view the FFT reads as it is. Cut
+    out as a contiguous copy, they cost 0.5 ms more in a 7.7 ms convolution (1-D, K 64).
+    """
+    (b,), (length,) = kernel.blocks, kernel.lengths
+    N, C, n = x.shape
+    T = tiles - 1 + -(-length // b)  # the last used tile reads up to (tiles-1)*b + length
+    row = T * b
+    buffer = x.new_empty(N * C * row + length - b)  # the last row's last window runs over
+    rows = buffer[: N * C * row].view(N, C, row)
+    ((before, after),) = spec.pairs
+    if spec.padding_mode == "zeros":
+        rows[..., :before].zero_()
+        rows[..., before : before + n] = x
+        rows[..., before + n :].zero_()
+    else:
+        rows[..., : before + n + after] = pad(x, spec.pairs, spec.padding_mode)
+        rows[..., before + n + after :].zero_()
+    buffer[N * C * row :].zero_()
+    return buffer.unfold(0, length, b), T
+
+
+# Tiles copied end to end cost less than the spare windows of the strided view past this
+# many spare per used one (a long kernel's tiles are few and long: a spare is costly).
+SPARE_TILES_MAX = 0.1
 
 
 def apply_fft(x: Tensor, kernel: FFTKernel, spec: ConvSpec) -> Tensor:
@@ -261,20 +303,14 @@ def apply_fft(x: Tensor, kernel: FFTKernel, spec: ConvSpec) -> Tensor:
     padded = [n + b + a for n, (b, a) in zip(x.shape[2:], spec.pairs)]
     valid = [p - k + 1 for p, k in zip(padded, kernel.kernel)]
     tiles = [-(-v // b) for v, b in zip(valid, kernel.blocks)]
-    # zeros after the end, so that the last tile is whole
-    extra = [t * b + k - 1 - p for t, b, k, p in zip(tiles, kernel.blocks, kernel.kernel, padded)]
-    if spec.padding_mode == "zeros":  # one pass
-        x = pad(x, tuple((b, a + e) for (b, a), e in zip(spec.pairs, extra)))
-    else:
-        x = pad(pad(x, spec.pairs, spec.padding_mode), tuple((0, e) for e in extra))
-    for i, (b, k) in enumerate(zip(kernel.blocks, kernel.kernel)):
-        x = x.unfold(2 + i, b + k - 1, b)  # (N, C, t_1.., t_i, ..., tile_1.., tile_i)
     spatial = tuple(range(-d, 0))
-    # (N, C, *tiles, *tile) -> (N * prod(tiles), C, *tile)
-    x = x.permute(0, *range(2, 2 + d), 1, *range(2 + d, 2 + 2 * d))
-    x = x.reshape(-1, C, *x.shape[-d:])
-    x_hat = torch.fft.rfftn(x, s=kernel.lengths, dim=spatial)
-    y = torch.fft.irfftn(_mix(x_hat, kernel, spec.groups), s=kernel.lengths, dim=spatial)
+    spare = -(-kernel.lengths[0] // kernel.blocks[0]) - 1  # per row, in the strided view
+    if d == 1 and tiles[0] > 1 and spare <= SPARE_TILES_MAX * tiles[0]:
+        windows, T = _tile_rows(x, spec, kernel, tiles[0])
+        x_hat, keep = torch.fft.rfft(windows, n=kernel.lengths[0]).view(N, C, T, -1), tiles[0]
+    else:  # the tiles of every image as images of their own: (N * prod(tiles), C, 1, *F)
+        x_hat, keep = _tile_spectra(x, kernel, spec, padded, tiles).unsqueeze(2), 1
+    y = torch.fft.irfftn(_mix(x_hat, kernel, spec.groups, keep), s=kernel.lengths, dim=spatial)
     y = y[(..., *(slice(0, b) for b in kernel.blocks))]  # the valid part of each tile
     O = kernel.out_channels
     # (N * prod(tiles), O, *block) -> (N, O, t_1 * b_1, ..., t_d * b_d)
@@ -283,6 +319,27 @@ def apply_fft(x: Tensor, kernel: FFTKernel, spec: ConvSpec) -> Tensor:
     y = y.reshape(N, O, *(t * b for t, b in zip(tiles, kernel.blocks)))
     y = y[(..., *(slice(0, v, s) for v, s in zip(valid, spec.stride)))]
     return y.to(out_dtype)
+
+
+def _tile_spectra(
+    x: Tensor, kernel: FFTKernel, spec: ConvSpec, padded: list[int], tiles: list[int]
+) -> Tensor:
+    """The spectra of overlap-save tiles cut out as copies (or of whole padded images):
+    ``(N, C, *n) -> (N * prod(tiles), C, *F)``."""
+    d = spec.ndim
+    C = x.shape[1]
+    # zeros after the end, so that the last tile is whole
+    extra = [t * b + k - 1 - p for t, b, k, p in zip(tiles, kernel.blocks, kernel.kernel, padded)]
+    if spec.padding_mode == "zeros":  # one pass
+        x = pad(x, tuple((b, a + e) for (b, a), e in zip(spec.pairs, extra)))
+    else:
+        x = pad(pad(x, spec.pairs, spec.padding_mode), tuple((0, e) for e in extra))
+    for i, (b, k) in enumerate(zip(kernel.blocks, kernel.kernel)):
+        x = x.unfold(2 + i, b + k - 1, b)  # (N, C, t_1.., t_i, ..., tile_1.., tile_i)
+    # (N, C, *tiles, *tile) -> (N * prod(tiles), C, *tile)
+    x = x.permute(0, *range(2, 2 + d), 1, *range(2 + d, 2 + 2 * d))
+    x = x.reshape(-1, C, *x.shape[-d:])
+    return torch.fft.rfftn(x, s=kernel.lengths, dim=tuple(range(-d, 0)))
 
 
 def fft_conv(
