@@ -52,6 +52,32 @@ def test_cost_model_picks_direct_for_small_and_fft_for_large_kernels():
     assert (small, large) == ("direct", "fft")
 
 
+@pytest.mark.parametrize(
+    "x_shape, channels_out, groups, last_jit",
+    [
+        ((8, 16, 64, 64), 32, 1, 8),  # measured: 94 GMAC/s at 8 x 8, 42 at 9 x 9
+        ((4, 8, 65536), 8, 1, 8),  # 32 at 8 taps, 17 at 9
+        ((8, 32, 64, 64), 32, 32, 10),  # depthwise: 1.8-2.6 ms up to 10 x 10, 50 ms at 11
+    ],
+)
+def test_direct_is_modelled_as_jit_up_to_the_widest_kernel_onednn_jits(
+    x_shape, channels_out, groups, last_jit
+):
+    """Per multiply-add, direct's estimate stays flat up to the last JIT kernel size and
+    jumps after it, as the measured times do (the model said 3x too slow at 8 x 8)."""
+    x = torch.randn(x_shape)
+    d = x.ndim - 2
+
+    def per_mac(k: int) -> float:
+        w = torch.randn(channels_out, x.shape[1] // groups, *[k] * d)
+        kw = {"stride": 1, "dilation": 1, "padding_mode": "zeros"}
+        _, spec, _ = setup(x, w, None, padding="same", groups=groups, **kw)
+        return plan.direct_seconds(x.shape[0], channels_out, spec, x.device) / k**d
+
+    assert per_mac(last_jit) < 1.3 * per_mac(last_jit - 1)
+    assert per_mac(last_jit + 1) > 1.5 * per_mac(last_jit)
+
+
 def test_cost_model_leaves_out_the_kernel_transform_when_the_spectrum_is_kept(monkeypatch):
     x, w = torch.randn(1, 1, 256, 256), torch.randn(1, 1, 31, 31)
     _, spec, _ = setup(

@@ -36,8 +36,10 @@ WISDOM_VERSION = 1
 # Fitted on a 2-core x86 CPU (AVX2, torch with oneDNN and MKL) by benchmarks/calibrate.py,
 # to a log-time rms error of 0.22-0.45 (a factor of 1.25-1.6), with freed memory kept
 # (gridconv.keep_freed_memory). torch's direct convolution has
-# three regimes: a JIT kernel for kernels up to 7 wide (slower in 3-D and at few channels),
-# im2col + GEMM above that, and a naive reference loop (about 0.4 GMAC/s) for a single
+# three regimes: a JIT kernel for kernels up to 8 wide, depthwise up to 10 (slower in 3-D
+# and at few channels; the calibration grid had no 8 or 10: measured apart, the rate drops
+# 2-3x from 8 to 9, and depthwise from 10 to 11, in 1-D, 2-D and 3-D alike), im2col + GEMM
+# above that, and a naive reference loop (about 0.4 GMAC/s) for a single
 # channel or when the im2col buffer would be huge.
 CPU = {
     "direct_jit_gmacs": 101.0,  # GMAC/s with many channel pairs; half of it at `..._half`
@@ -95,6 +97,12 @@ CUDA = {
 }
 
 
+# The widest kernels oneDNN's JIT kernels take (measured: with 8 x 8 kernels, the model
+# said 3x too slow in 2-D and picked the FFT over direct's 4.2 ms in 1-D at 8.0 ms).
+JIT_WIDEST = 8
+JIT_WIDEST_DEPTHWISE = 10
+
+
 def _constants(device: torch.device) -> dict[str, float]:
     return CUDA if device.type == "cuda" else CPU
 
@@ -118,9 +126,9 @@ def direct_seconds(batch: int, out_channels: int, spec: ConvSpec, device: torch.
     widest = max(spec.kernel_size)
     if spec.ndim == 3 and widest <= 3 and pairs <= 16:
         rate = c["direct_small3d_gmacs"]  # few channels, 3x3x3: not oneDNN's JIT (measured)
-    elif widest <= 7 and group_in == 1 and spec.groups > 1:
+    elif widest <= JIT_WIDEST_DEPTHWISE and group_in == 1 and spec.groups > 1:
         rate = c["direct_depthwise_gmacs"]  # oneDNN's depthwise JIT kernel
-    elif widest <= 7:
+    elif widest <= JIT_WIDEST:
         rate = c["direct_jit_gmacs"] * pairs / (pairs + c["direct_jit_half"])
         if spec.ndim == 3:
             rate *= c["direct_jit_3d"]
