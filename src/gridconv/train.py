@@ -338,7 +338,7 @@ def run(
         # Every rank tears down only when all are done: rank 0 still writes result.json after
         # the last collective. A rank once died in gloo's teardown in CI (SIGABRT, "terminate
         # called without an active exception") after training had finished; we could not
-        # make it happen again in 90 runs, so this narrows that window more than it proves
+        # make it happen again in 94 runs, so this narrows that window more than it proves
         # a cause.
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()

@@ -67,6 +67,11 @@ def fast_length(n: int) -> int:
 TILE_ABOVE = 4096
 
 
+def _bins(lengths: Sequence[int]) -> int:
+    """Complex numbers in a real transform of ``lengths`` (half of the last dim, plus one)."""
+    return math.prod(lengths[:-1]) * (lengths[-1] // 2 + 1)
+
+
 def _work(
     lengths: Sequence[int], tiles: int, channels: int, mixing: int
 ) -> tuple[float, float, float]:
@@ -76,7 +81,7 @@ def _work(
     doubling of its length beyond that costs half as much again per butterfly.
     """
     points = tiles * math.prod(lengths)
-    bins = points // lengths[-1] * (lengths[-1] // 2 + 1)
+    bins = tiles * _bins(lengths)
     spill = 1 + 0.5 * max(0.0, math.log2(max(lengths) / 16384))
     fft = spill * channels * points * math.log2(max(math.prod(lengths), 2))
     copy = channels * points if tiles > 1 else 0.0
@@ -122,13 +127,12 @@ def tile_plan(
         blocks = tuple(b for b, _ in combo)
         lengths = tuple(n for _, n in combo)
         tiles = math.prod(-(-(p - k + 1) // b) for p, k, b in zip(padded, kernel, blocks))
-        bins = math.prod(lengths) // lengths[-1] * (lengths[-1] // 2 + 1)
         # The kernels' transform, once per call, weighed against one image's work. Without
         # it, 32 x 32 channels of 16384 points went whole: 104 ms instead of 5.6 in tiles.
         # (Where the spectrum is kept between calls, longer tiles would do: 1-D K1024 of
         # the bench runs 10.2-10.8 ms in these tiles, 9.5 in those.)
         cost = _transform_cost(lengths, tiles, channels, mixing)
-        cost += KERNEL_WEIGHT * mixing * bins * kernel[0]
+        cost += KERNEL_WEIGHT * mixing * _bins(lengths) * kernel[0]
         if best is None or cost < best[0]:
             best = (cost, blocks, lengths)
     return best[1], best[2]
@@ -145,7 +149,7 @@ def fft_work(spec: ConvSpec, batch: int, out_channels: int) -> dict[str, float]:
     channels = spec.in_channels + out_channels
     mixing = spec.in_channels * out_channels // spec.groups
     fft, copy, mix = _work(lengths, tiles, channels, mixing)
-    bins = math.prod(lengths) // lengths[-1] * (lengths[-1] // 2 + 1)
+    bins = _bins(lengths)
     return {
         "fft": batch * fft,
         "copy": batch * copy,
@@ -270,10 +274,10 @@ def _mix(x_hat: Tensor, kernel: FFTKernel, groups: int, keep: int) -> Tensor:
     return y.reshape(N * keep, kernel.out_channels, *F)
 
 
-def _tile_rows(x: Tensor, spec: ConvSpec, kernel: FFTKernel, tiles: int) -> tuple[Tensor, int]:
+def _tile_rows(x: Tensor, spec: ConvSpec, kernel: FFTKernel, T: int) -> Tensor:
     """Overlap-save tiles of a 1-D signal as one strided view of a padded copy, which the
     FFT reads in place: ``(N, C, n) -> (N * C * T, length)``, T tiles per row, of which the
-    first ``tiles`` are used (the rest run into the next row).
+    first are used and the last few, which run into the next row, are not.
 
     The rows are laid end to end, each ``T * block`` long, so that every tile of every row
     starts a whole number of blocks from the first: the tiles of all rows are then one
@@ -282,7 +286,6 @@ def _tile_rows(x: Tensor, spec: ConvSpec, kernel: FFTKernel, tiles: int) -> tupl
     """
     (b,), (length,) = kernel.blocks, kernel.lengths
     N, C, n = x.shape
-    T = tiles - 1 + -(-length // b)  # the last used tile reads up to (tiles-1)*b + length
     row = T * b
     buffer = x.new_empty(N * C * row + length - b)  # the last row's last window runs over
     rows = buffer[: N * C * row].view(N, C, row)
@@ -295,7 +298,7 @@ def _tile_rows(x: Tensor, spec: ConvSpec, kernel: FFTKernel, tiles: int) -> tupl
         rows[..., : before + n + after] = pad(x, spec.pairs, spec.padding_mode)
         rows[..., before + n + after :].zero_()
     buffer[N * C * row :].zero_()
-    return buffer.unfold(0, length, b), T
+    return buffer.unfold(0, length, b)
 
 
 # Tiles copied end to end cost less than the spare windows of the strided view past this
@@ -313,9 +316,11 @@ def apply_fft(x: Tensor, kernel: FFTKernel, spec: ConvSpec) -> Tensor:
     valid = [p - k + 1 for p, k in zip(padded, kernel.kernel)]
     tiles = [-(-v // b) for v, b in zip(valid, kernel.blocks)]
     spatial = tuple(range(-d, 0))
-    spare = -(-kernel.lengths[0] // kernel.blocks[0]) - 1  # per row, in the strided view
+    # per row of the strided view: the last used tile reads up to (tiles - 1) * b + length
+    spare = -(-kernel.lengths[0] // kernel.blocks[0]) - 1
     if d == 1 and tiles[0] > 1 and spare <= SPARE_TILES_MAX * tiles[0]:
-        windows, T = _tile_rows(x, spec, kernel, tiles[0])
+        T = tiles[0] + spare
+        windows = _tile_rows(x, spec, kernel, T)
         x_hat, keep = torch.fft.rfft(windows, n=kernel.lengths[0]).view(N, C, T, -1), tiles[0]
     else:  # the tiles of every image as images of their own: (N * prod(tiles), C, 1, *F)
         x_hat, keep = _tile_spectra(x, kernel, spec, padded, tiles).unsqueeze(2), 1
