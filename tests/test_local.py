@@ -81,6 +81,78 @@ def test_tiled_conv_matches_a_naive_loop(case, tile):
     np.testing.assert_allclose(ours.numpy(), ref, rtol=1e-10, atol=1e-10)
 
 
+def untiled(w, out):
+    """``tile_weights`` in torch, differentiable: the per-location kernels of a tiled weight."""
+    d = len(out)
+    for i, (o, t) in enumerate(zip(out, w.shape[:d])):
+        w = w.index_select(i, torch.arange(o) % t)
+    return w
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("tile", [2, 3])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_tiled_conv_gradients_match_unshared_ones(case, tile, layout):
+    """Each kernel's convolution reads a shifted view of one padded copy where its output
+    count allows (else a slice): both kinds, with a batch whose images lie end to end."""
+    size, kernel = case[0], case[1]
+    _, out = out_size(case)
+    d = len(size)
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(3, 2, *size, generator=g, dtype=torch.float64)
+    if layout == "channels_last" and d == 2:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    w = torch.randn(*([tile] * d), 3, 2, *kernel, generator=g, dtype=torch.float64)
+    w.requires_grad_()
+    ours = gc.tiled_conv(x, w, **kwargs(case))
+    ref = gc.local_conv(x, untiled(w, out), **kwargs(case))
+    torch.testing.assert_close(ours, ref)
+    grad = torch.randn(ref.shape, generator=g, dtype=torch.float64)
+    for a, b in zip(
+        torch.autograd.grad(ours, (x, w), grad), torch.autograd.grad(ref, (x, w), grad)
+    ):
+        torch.testing.assert_close(a, b)
+
+
+def test_tiled_phases_read_shifted_views_and_slices():
+    """The cases above cover both ways a kernel's convolution reads its input."""
+    kinds = set()
+    for size, kernel, stride, padding, dilation, mode in CASES:
+        w = (3, 2, *kernel)
+        spec = local_module.conv_spec(
+            w,
+            2,
+            size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=1,
+            padding_mode=mode,
+        )
+        for tile in (2, 3):
+            kinds |= {shifts for *_, shifts in local_module._phases(spec, (tile,) * len(size))}
+    assert kinds == {True, False}
+
+
+def test_tiled_conv_reads_nothing_of_the_next_image():
+    """A shifted view runs past its image into the next one; no output reads that part."""
+    x = torch.randn(2, 3, 10, 11, dtype=torch.float64)
+    x[1] = float("nan")
+    x.requires_grad_()
+    w = torch.randn(2, 2, 4, 3, 3, 2, dtype=torch.float64)
+    for padding in ("valid", "same"):
+        out = gc.tiled_conv(x, w, padding=padding)
+        alone = x[:1].detach().requires_grad_()
+        ref = gc.tiled_conv(alone, w, padding=padding)
+        torch.testing.assert_close(out[:1], ref)
+        grad = torch.zeros_like(out)
+        grad[0] = torch.randn_like(out[0])
+        (gx,) = torch.autograd.grad(out, (x,), grad)
+        (g_alone,) = torch.autograd.grad(ref, (alone,), grad[:1])
+        torch.testing.assert_close(gx[:1], g_alone)
+
+
 def shared(c, w, d):
     """The per-location weight of a conv: ``w`` repeated at every output location."""
     out = gc.conv(c.x(), w, **c.kwargs).shape[2:]
