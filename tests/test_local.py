@@ -10,6 +10,7 @@ from hypothesis import given, settings
 import gridconv as gc
 from gridconv._shapes import parse_padding, resolve_padding
 from gridconv.functional import local as local_module
+from gridconv.functional import tiled as tiled_module
 from tests.reference import naive_local, tile_weights
 from tests.strategies import configs
 
@@ -92,9 +93,17 @@ def untiled(w, out):
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("tile", [2, 3])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
-def test_tiled_conv_gradients_match_unshared_ones(case, tile, layout):
+@pytest.mark.parametrize("polyphase", [False, True])
+def test_tiled_conv_gradients_match_unshared_ones(case, tile, layout, polyphase, monkeypatch):
     """Each kernel's convolution reads a shifted view of one padded copy where its output
-    count allows (else a slice): both kinds, with a batch whose images lie end to end."""
+    count allows (else a slice): both kinds, with a batch whose images lie end to end. The
+    input gradient comes from each kernel's backward pass, or from one convolution on the
+    input's polyphase grid (few input channels)."""
+    monkeypatch.setattr(tiled_module, "POLYPHASE_MAX_CHANNELS", 8 if polyphase else 0)
+    monkeypatch.setattr(tiled_module, "POLYPHASE_MIN_PHASES", 1)
+    calls = []
+    grad_of = tiled_module._polyphase_grad
+    monkeypatch.setattr(tiled_module, "_polyphase_grad", lambda *a: calls.append(1) or grad_of(*a))
     size, kernel = case[0], case[1]
     _, out = out_size(case)
     d = len(size)
@@ -113,6 +122,7 @@ def test_tiled_conv_gradients_match_unshared_ones(case, tile, layout):
         torch.autograd.grad(ours, (x, w), grad), torch.autograd.grad(ref, (x, w), grad)
     ):
         torch.testing.assert_close(a, b)
+    assert len(calls) == polyphase
 
 
 def test_tiled_phases_read_shifted_views_and_slices():
@@ -131,7 +141,7 @@ def test_tiled_phases_read_shifted_views_and_slices():
             padding_mode=mode,
         )
         for tile in (2, 3):
-            kinds |= {shifts for *_, shifts in local_module._phases(spec, (tile,) * len(size))}
+            kinds |= {shifts for *_, shifts in tiled_module._phases(spec, (tile,) * len(size))}
     assert kinds == {True, False}
 
 

@@ -14,6 +14,7 @@ import gc
 import json
 import math
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -24,7 +25,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from gridconv.functional.local import local_conv, tiled_conv
+from gridconv.functional.local import local_conv
+from gridconv.functional.tiled import tiled_conv
+from gridconv.plan import WARM_BELOW
 
 _TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 CANDIDATES = ("conv", "local", "unfold+einsum", "tiled 2")
@@ -81,19 +84,43 @@ def _steps(case: LocalCase) -> dict[str, tuple[Callable[[], None], list[torch.Te
     }
 
 
-def time_case(case: LocalCase, rounds: int = 7) -> dict[str, float]:
-    """Median seconds of a forward + backward step per candidate, in interleaved rounds."""
+MAX_ROUNDS = 25
+
+
+def time_case(
+    case: LocalCase, rounds: int = 7, seed: int = 0, budget: float = 0.25
+) -> dict[str, float]:
+    """Median seconds of a forward + backward step per candidate, in interleaved rounds.
+
+    The protocol of :func:`gridconv.bench.time_case`: each round runs the candidates in a
+    fresh random order, and a candidate faster than ``WARM_BELOW`` is called twice in a row
+    and timed on the second call, so that none pays for the caches another left (measured:
+    ``tiled_conv`` timed right after the unfold + einsum recipe, as a fixed order had it,
+    took 5-9 % longer than timed after itself). Cases get more rounds, up to ``MAX_ROUNDS``,
+    until the quickest candidate has had about ``budget`` seconds.
+    """
     steps = _steps(case)
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for step, _ in steps.values():
+    first = {}
+    for name, (step, _) in steps.items():  # warm-up
+        start = time.perf_counter()
         step()
-    for _ in range(rounds):
-        for name, (step, params) in steps.items():
-            for p in params:
-                p.grad = None
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
+        first[name] = time.perf_counter() - start
+    warm = {name: t < WARM_BELOW for name, t in first.items()}
+    total = max(rounds, min(MAX_ROUNDS, int(budget / min(first.values()))))
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    order = random.Random(seed)
+    names = list(steps)
+    for _ in range(total):
+        order.shuffle(names)
+        for name in names:
+            step, params = steps[name]
+            for _ in range(1 + warm[name]):  # the last call is timed
+                for p in params:
+                    p.grad = None
+                start = time.perf_counter()
+                step()
+                elapsed = time.perf_counter() - start
+            times[name].append(elapsed)
     return {name: statistics.median(t) for name, t in times.items()}
 
 

@@ -2,7 +2,7 @@
 
 from gridconv.functional.conv import METHODS, KernelCache, auto_method_for, conv
 from gridconv.functional.fft import fast_length, fft_conv
-from gridconv.functional.local import local_conv, tiled_conv
+from gridconv.functional.local import local_conv
 from gridconv.functional.matrix import conv_matrix
 from gridconv.functional.padding import PADDING_MODES, pad, pad_adjoint, padding_index
 from gridconv.functional.pooling import channel_pool, global_pool, pool, pyramid_pool
@@ -13,6 +13,7 @@ from gridconv.functional.separable import (
     max_rank,
     separable_conv,
 )
+from gridconv.functional.tiled import tiled_conv
 from gridconv.functional.transpose import conv_transpose
 
 __all__ = [

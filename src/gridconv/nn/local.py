@@ -17,7 +17,8 @@ from torch import Tensor, nn
 
 from gridconv._shapes import Padding, ntuple
 from gridconv.functional._spec import conv_spec
-from gridconv.functional.local import local_conv, tiled_conv
+from gridconv.functional.local import local_conv
+from gridconv.functional.tiled import tiled_conv
 from gridconv.nn._config import bias_kind, store_config
 
 
