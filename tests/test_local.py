@@ -282,6 +282,20 @@ def test_slabs_of_any_size_give_the_same_result(monkeypatch):
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.parametrize("channels", [2, 6])  # the polyphase input gradient, and not
+def test_tiled_conv_only_the_needed_gradients(channels):
+    x = torch.randn(2, channels, 9, 8, dtype=torch.float64)
+    w = torch.randn(2, 2, 3, channels, 3, 2, dtype=torch.float64)
+    kw = {"padding": "same"}
+    ref_x, ref_w = torch.autograd.grad(
+        gc.tiled_conv(x.requires_grad_(), w.requires_grad_(), **kw).sum(), (x, w)
+    )
+    (gx,) = torch.autograd.grad(gc.tiled_conv(x, w.detach(), **kw).sum(), (x,))
+    (gw,) = torch.autograd.grad(gc.tiled_conv(x.detach(), w, **kw).sum(), (w,))
+    torch.testing.assert_close(gx, ref_x)
+    torch.testing.assert_close(gw, ref_w)
+
+
 def test_only_the_needed_gradients():
     x = torch.randn(2, 3, 8, 8)
     w = torch.randn(6, 6, 2, 3, 3, 3, requires_grad=True)

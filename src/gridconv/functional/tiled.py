@@ -247,13 +247,17 @@ class _TiledConv(torch.autograd.Function):
             xp = pad(x, spec.pairs, spec.padding_mode)
             sources, shifted = [xp[reads] for _, reads, _, _ in phases], [False] * len(phases)
         per_kernel = kernels.split(O)
-        grads = [grad[fills].contiguous(memory_format=ctx.layout) for _, _, fills, _ in phases]
-        # one copy each, not two
         polyphase = want_x and ctx.polyphase and not torch.is_grad_enabled()
+        grads = []  # kept for the polyphase input gradient only
         grad_xp = None
         grad_k = torch.zeros_like(kernels) if want_w else None
-        for (k, reads, _, _), g, source, shifts in zip(phases, grads, sources, shifted):
+        for (k, reads, fills, _), source, shifts in zip(phases, sources, shifted):
+            g = grad[fills].contiguous(memory_format=ctx.layout)  # one copy, not two
+            if polyphase:
+                grads.append(g)
             dx = want_x and not polyphase
+            if not (dx or want_w):
+                continue
             gx, gk, _ = torch.ops.aten.convolution_backward(
                 g,
                 source,
