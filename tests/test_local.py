@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -93,17 +95,24 @@ def untiled(w, out):
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("tile", [2, 3])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
-@pytest.mark.parametrize("polyphase", [False, True])
-def test_tiled_conv_gradients_match_unshared_ones(case, tile, layout, polyphase, monkeypatch):
+@pytest.mark.parametrize("path", ["phases", "polyphase", "space_to_depth"])
+def test_tiled_conv_gradients_match_unshared_ones(case, tile, layout, path, monkeypatch):
     """Each kernel's convolution reads a shifted view of one padded copy where its output
     count allows (else a slice): both kinds, with a batch whose images lie end to end. The
     input gradient comes from each kernel's backward pass, or from one convolution on the
-    input's polyphase grid (few input channels)."""
-    monkeypatch.setattr(tiled_module, "POLYPHASE_MAX_CHANNELS", 8 if polyphase else 0)
+    input's polyphase grid; or the whole op is one convolution of the input's polyphase
+    components (few input channels, each taken here wherever it applies)."""
+    monkeypatch.setattr(tiled_module, "POLYPHASE_MAX_CHANNELS", 8 if path == "polyphase" else 0)
     monkeypatch.setattr(tiled_module, "POLYPHASE_MIN_PHASES", 1)
+    monkeypatch.setattr(
+        tiled_module, "SPACE_TO_DEPTH_MAX_TAPS", math.inf if path == "space_to_depth" else 0
+    )
     calls = []
-    grad_of = tiled_module._polyphase_grad
-    monkeypatch.setattr(tiled_module, "_polyphase_grad", lambda *a: calls.append(1) or grad_of(*a))
+    for name in ("_polyphase_grad", "_space_to_depth_conv"):
+        fn = getattr(tiled_module, name)
+        monkeypatch.setattr(
+            tiled_module, name, lambda *a, fn=fn, name=name: calls.append(name) or fn(*a)
+        )
     size, kernel = case[0], case[1]
     _, out = out_size(case)
     d = len(size)
@@ -122,7 +131,8 @@ def test_tiled_conv_gradients_match_unshared_ones(case, tile, layout, polyphase,
         torch.autograd.grad(ours, (x, w), grad), torch.autograd.grad(ref, (x, w), grad)
     ):
         torch.testing.assert_close(a, b)
-    assert len(calls) == polyphase
+    expected = {"phases": [], "polyphase": ["_polyphase_grad"]}
+    assert calls == expected.get(path, ["_space_to_depth_conv"])
 
 
 def test_tiled_phases_read_shifted_views_and_slices():
@@ -235,6 +245,22 @@ def test_tiled_double_backward_and_layout():
     assert torch.autograd.gradgradcheck(
         lambda x, t: gc.tiled_conv(x, t, stride=2, padding="full"), (x1, t1)
     )
+    x2 = torch.randn(2, 1, 9, 8, dtype=torch.float64, requires_grad=True)  # space to depth
+    t2 = torch.randn(2, 2, 2, 1, 5, 5, dtype=torch.float64, requires_grad=True)
+    assert tiled_module._space_to_depth_pays(
+        local_module.conv_spec(
+            (2, 1, 5, 5),
+            1,
+            (9, 8),
+            stride=1,
+            padding="same",
+            dilation=1,
+            groups=1,
+            padding_mode="zeros",
+        ),
+        (2, 2),
+    )
+    assert torch.autograd.gradgradcheck(lambda x, t: gc.tiled_conv(x, t, padding="same"), (x2, t2))
     x3 = torch.randn(1, 2, 5, 4, 6, dtype=torch.float64, requires_grad=True)
     t3 = torch.randn(2, 1, 2, 2, 2, 2, 2, 2, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradgradcheck(lambda x, t: gc.tiled_conv(x, t, dilation=2), (x3, t3))
