@@ -6,6 +6,9 @@ padded once into a channels-last copy (on CPU) that every kernel's convolution r
 place, through a shifted view. The backward pass calls each kernel's convolution backward
 directly; where the input has few channels, the input gradient of all the kernels is one
 stride-1 convolution on the polyphase grid of the input instead (:func:`_polyphase_grad`).
+With few input channels and small outputs the whole op is one stride-1 convolution of the
+input's polyphase components (:func:`_space_to_depth_conv`): oneDNN's strided kernels run
+slowly there.
 """
 
 from __future__ import annotations
@@ -391,9 +394,10 @@ def tiled_conv(
     ``prod(tile_size)``. Tile size 1 is :func:`gridconv.conv`; a tile as large as the output
     is :func:`gridconv.local_conv`. Tile sizes need not divide the output. It does the
     multiply-adds of one convolution, as one strided convolution per kernel whose outputs
-    interleave; forward + backward it takes 1.35-1.45x a convolution's time on CPU with
-    2 x 2 tiles, 1.5x in 1-D and 1.8x in 3-D, where strided convolutions run less
-    efficiently (``gridconv bench --suite local``).
+    interleave (or, with at most 4 input channels and small outputs, as one stride-1
+    convolution of the input's polyphase components); forward + backward it takes 1.2-1.45x
+    a convolution's time on CPU with 2 x 2 tiles, 1.5x in 1-D and 1.8x in 3-D, where
+    strided convolutions run less efficiently (``gridconv bench --suite local``).
 
     Args:
         x: ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``.
