@@ -261,6 +261,18 @@ def test_tiled_double_backward_and_layout():
         (2, 2),
     )
     assert torch.autograd.gradgradcheck(lambda x, t: gc.tiled_conv(x, t, padding="same"), (x2, t2))
+    x2 = torch.randn(2, 3, 9, 8, dtype=torch.float64)  # and its layouts
+    t2 = torch.randn(2, 2, 2, 3, 5, 5, dtype=torch.float64)
+    ref = gc.tiled_conv(x2.requires_grad_(), t2, padding="same")
+    (g_ref,) = torch.autograd.grad(ref.sum(), (x2,))
+    x2_cl = x2.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+    out_cl = gc.tiled_conv(x2_cl, t2, padding="same")
+    (g_cl,) = torch.autograd.grad(out_cl.sum(), (x2_cl,))
+    assert ref.is_contiguous() and g_ref.is_contiguous()
+    assert out_cl.is_contiguous(memory_format=torch.channels_last) and not out_cl.is_contiguous()
+    assert g_cl.is_contiguous(memory_format=torch.channels_last) and not g_cl.is_contiguous()
+    torch.testing.assert_close(out_cl, ref)
+    torch.testing.assert_close(g_cl, g_ref)
     x3 = torch.randn(1, 2, 5, 4, 6, dtype=torch.float64, requires_grad=True)
     t3 = torch.randn(2, 1, 2, 2, 2, 2, 2, 2, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradgradcheck(lambda x, t: gc.tiled_conv(x, t, dilation=2), (x3, t3))

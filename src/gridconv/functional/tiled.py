@@ -273,6 +273,20 @@ def _space_to_depth_conv(
     return y[(..., *(slice(0, o) for o in spec.output_size))]
 
 
+class _GradientLayout(torch.autograd.Function):
+    """The identity, whose backward pass hands the gradient on in ``layout``: a
+    channels-last input gets a channels-last gradient, as from torch's convolutions."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, layout: torch.memory_format) -> Tensor:
+        ctx.layout = layout
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        return grad.contiguous(memory_format=ctx.layout), None
+
+
 class _TiledConv(torch.autograd.Function):
     """One strided convolution per kernel of the tile; the outputs interleave.
 
@@ -431,11 +445,13 @@ def tiled_conv(
     kernels = w.reshape(-1, *w.shape[d + 1 :])  # (prod(tile) * C_out, C_in, *kernel_size)
     on_cpu = x.device.type == "cpu"
     if on_cpu and _space_to_depth_pays(spec, tile):  # measured on oneDNN only
-        out = _space_to_depth_conv(x, kernels, spec, tile)
         if d > 1 and x.is_contiguous(memory_format=_CHANNELS_LAST[d]) and not x.is_contiguous():
+            out = _space_to_depth_conv(
+                _GradientLayout.apply(x, _CHANNELS_LAST[d]), kernels, spec, tile
+            )
             out = out.contiguous(memory_format=_CHANNELS_LAST[d])
         else:
-            out = out.contiguous()
+            out = _space_to_depth_conv(x, kernels, spec, tile).contiguous()
         return finish(out, bias, batched)
     if d == 1 and on_cpu:  # as a 2-D one of height 1, to run channels-last
         x, kernels, spec, tile = x.unsqueeze(2), kernels.unsqueeze(2), _as_2d(spec), (1, *tile)
