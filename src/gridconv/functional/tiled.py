@@ -444,30 +444,23 @@ def tiled_conv(
     check_bias(bias, x, w.shape[d], spec.output_size)
     kernels = w.reshape(-1, *w.shape[d + 1 :])  # (prod(tile) * C_out, C_in, *kernel_size)
     on_cpu = x.device.type == "cpu"
-    if on_cpu and _space_to_depth_pays(spec, tile):  # measured on oneDNN only
-        if d > 1 and x.is_contiguous(memory_format=_CHANNELS_LAST[d]) and not x.is_contiguous():
-            out = _space_to_depth_conv(
-                _GradientLayout.apply(x, _CHANNELS_LAST[d]), kernels, spec, tile
-            )
-            out = out.contiguous(memory_format=_CHANNELS_LAST[d])
-        else:
-            out = _space_to_depth_conv(x, kernels, spec, tile).contiguous()
-        return finish(out, bias, batched)
-    if d == 1 and on_cpu:  # as a 2-D one of height 1, to run channels-last
-        x, kernels, spec, tile = x.unsqueeze(2), kernels.unsqueeze(2), _as_2d(spec), (1, *tile)
-    layout = _CHANNELS_LAST.get(spec.ndim, torch.contiguous_format)
-    if not on_cpu:
-        layout = torch.contiguous_format
     # The output (and the input's gradient) come in the caller's layout, as torch's own
     # convolutions do: channels-last inputs get channels-last outputs, and skip two copies.
     caller = torch.contiguous_format
-    if (
-        d > 1
-        and layout != caller
-        and x.is_contiguous(memory_format=layout)
-        and not x.is_contiguous()
-    ):
-        caller = layout
+    if on_cpu and d > 1 and x.is_contiguous(memory_format=_CHANNELS_LAST[d]):
+        caller = torch.contiguous_format if x.is_contiguous() else _CHANNELS_LAST[d]
+    if on_cpu and _space_to_depth_pays(spec, tile):  # measured on oneDNN only
+        if caller != torch.contiguous_format:
+            x = _GradientLayout.apply(x, caller)
+        out = _space_to_depth_conv(x, kernels, spec, tile).contiguous(memory_format=caller)
+        return finish(out, bias, batched)
+    if not on_cpu:
+        layout = torch.contiguous_format
+    elif d == 1:  # as a 2-D one of height 1, to run channels-last
+        x, kernels, spec, tile = x.unsqueeze(2), kernels.unsqueeze(2), _as_2d(spec), (1, *tile)
+        layout = torch.channels_last
+    else:
+        layout = _CHANNELS_LAST[d]
     kernels = kernels.contiguous(memory_format=layout)
     out = _TiledConv.apply(x, kernels, spec, tile, layout, caller)
     return finish(out.squeeze(2) if d < spec.ndim else out, bias, batched)
