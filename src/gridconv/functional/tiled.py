@@ -111,6 +111,26 @@ POLYPHASE_MAX_CHANNELS = 4
 POLYPHASE_MIN_PHASES = 4
 
 
+def _phase_grid(spec: ConvSpec, tile: tuple[int, ...]) -> tuple[list[int], list[int]]:
+    """Per dim, ``S = stride * tile`` (the input's phases) and ``E``, the largest polyphase
+    tap offset: ``((tile - 1) * stride + (kernel - 1) * dilation) // S``."""
+    S = [s * t for s, t in zip(spec.stride, tile)]
+    E = [
+        ((t - 1) * s + (k - 1) * dl) // n
+        for t, s, k, dl, n in zip(tile, spec.stride, spec.kernel_size, spec.dilation, S)
+    ]
+    return S, E
+
+
+def _polyphase_kernel(
+    kernels: Tensor, spec: ConvSpec, tile: tuple[int, ...], forward: bool = False
+) -> Tensor:
+    """The polyphase kernel gathered from the tile's kernels (:func:`_polyphase_index`)."""
+    O = kernels.shape[0] // math.prod(tile)
+    index = _polyphase_index(spec, tile, O, forward).to(kernels.device)
+    return torch.cat([kernels.reshape(-1), kernels.new_zeros(1)])[index]
+
+
 @functools.lru_cache(maxsize=64)
 def _polyphase_index(
     spec: ConvSpec, tile: tuple[int, ...], out_channels: int, forward: bool = False
@@ -136,9 +156,9 @@ def _polyphase_index(
     ids = np.arange(math.prod(shape)).reshape(shape)
     ids = np.pad(ids, [(0, 0)] * (d + 2) + [(0, 1)] * d, constant_values=ids.size)
     phases, taps = [], []  # per dim: index arrays over (p_1.., a_1.., e_1..), 3 d dims
-    for i, (t, s, k, dl) in enumerate(zip(tile, spec.stride, spec.kernel_size, spec.dilation)):
-        S = s * t
-        U = np.full((S, t, ((t - 1) * s + (k - 1) * dl) // S + 1), k)  # k: the zero tap
+    grid = zip(tile, spec.stride, spec.kernel_size, spec.dilation, *_phase_grid(spec, tile))
+    for i, (t, s, k, dl, S, E) in enumerate(grid):
+        U = np.full((S, t, E + 1), k)  # k: the zero tap
         for a, u in itertools.product(range(t), range(k)):
             e, p = divmod(a * s + u * dl, S)
             U[p, a, e] = u
@@ -173,11 +193,8 @@ def _polyphase_grad(
     """
     d = spec.ndim
     O = kernels.shape[0] // math.prod(tile)
-    index = _polyphase_index(spec, tile, O).to(kernels.device)
-    flat = torch.cat([kernels.reshape(-1), kernels.new_zeros(1)])
-    V = flat[index].contiguous(memory_format=layout)
-    S = [s * t for s, t in zip(spec.stride, tile)]
-    E = [e - 1 for e in V.shape[2:]]
+    V = _polyphase_kernel(kernels, spec, tile).contiguous(memory_format=layout)
+    S, E = _phase_grid(spec, tile)
     Q = [-(-n // s) for n, s in zip(padded, S)]  # the polyphase grid
     N = grads[0].shape[0]
     size = (N, kernels.shape[0], *(q + e for q, e in zip(Q, E)))
@@ -214,11 +231,7 @@ SPACE_TO_DEPTH_MAX_OUTPUTS = 576
 
 def _space_to_depth_pays(spec: ConvSpec, tile: tuple[int, ...]) -> bool:
     """Whether :func:`_space_to_depth_conv` is the faster way (measured above, CPU)."""
-    S = [s * t for s, t in zip(spec.stride, tile)]
-    E = [
-        ((t - 1) * s + (k - 1) * dl) // n
-        for t, s, k, dl, n in zip(tile, spec.stride, spec.kernel_size, spec.dilation, S)
-    ]
+    S, E = _phase_grid(spec, tile)
     taps = math.prod(n * (e + 1) for n, e in zip(S, E)) / math.prod(spec.kernel_size)
     per_kernel = math.prod(spec.output_size) / math.prod(tile)
     return (
@@ -245,10 +258,8 @@ def _space_to_depth_conv(
     d = spec.ndim
     N, C = x.shape[:2]
     O = kernels.shape[0] // math.prod(tile)
-    index = _polyphase_index(spec, tile, O, forward=True).to(kernels.device)
-    V = torch.cat([kernels.reshape(-1), kernels.new_zeros(1)])[index]
-    S = [s * t for s, t in zip(spec.stride, tile)]
-    E = [e - 1 for e in V.shape[2:]]
+    V = _polyphase_kernel(kernels, spec, tile, forward=True)
+    S, E = _phase_grid(spec, tile)
     padded = [n + sum(p) for n, p in zip(x.shape[2:], spec.pairs)]
     # whole phases, and room for the last output of every kernel of the tile
     Q = [
