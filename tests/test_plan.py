@@ -317,9 +317,9 @@ def test_eval_layers_cache_the_transformed_kernel_until_the_weight_changes(monke
     prepared = []
     real = conv_module.prepare_fft
 
-    def spy(w, spec):
+    def spy(w, spec, *compiled):
         prepared.append(spec)
-        return real(w, spec)
+        return real(w, spec, *compiled)
 
     monkeypatch.setattr(conv_module, "prepare_fft", spy)
     layer = gc.nn.Conv2d(2, 3, 15, padding="same", method="fft", bias=False).eval()
@@ -346,7 +346,7 @@ def test_functional_calls_keep_the_last_small_spectrum_with_the_kernel(monkeypat
     prepared = []
     real = conv_module.prepare_fft
     monkeypatch.setattr(
-        conv_module, "prepare_fft", lambda w, spec: prepared.append(1) or real(w, spec)
+        conv_module, "prepare_fft", lambda w, spec, *c: prepared.append(1) or real(w, spec, *c)
     )
 
     def fft(x, w):

@@ -19,6 +19,7 @@ from torch import Tensor
 from gridconv import plan
 from gridconv._checks import check_choice, describe
 from gridconv._shapes import Padding
+from gridconv.functional import overlap_save
 from gridconv.functional._spec import ConvSpec, finish, setup
 from gridconv.functional.fft import apply_fft, fft_work, prepare_fft
 from gridconv.functional.padding import pad, pad_adjoint
@@ -135,12 +136,14 @@ SMALL_SPECTRUM_BYTES = 4 * 2**20
 
 
 def _fft(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None = None) -> Tensor:
+    compiled = overlap_save.applies(x, w, spec)
     if cache is not None or not _spectrum_kept(x, w, spec, None):
-        kernel = _cached(cache, w, ("fft", spec), lambda: prepare_fft(w, spec))
+        key = ("fft", spec, compiled)
+        kernel = _cached(cache, w, key, lambda: prepare_fft(w, spec, compiled))
         return apply_fft(x, kernel, spec)
-    last = _small(None, w).get(w, "fft", lambda: [None, None])  # [spec, FFTKernel]
-    if last[0] != spec:
-        last[:] = spec, prepare_fft(w, spec)
+    last = _small(None, w).get(w, "fft", lambda: [None, None])  # [(spec, compiled), kernel]
+    if last[0] != (spec, compiled):
+        last[:] = (spec, compiled), prepare_fft(w, spec, compiled)
     return apply_fft(x, last[1], spec)
 
 

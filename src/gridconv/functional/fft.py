@@ -18,7 +18,9 @@ import torch
 from torch import Tensor
 
 from gridconv._shapes import Padding
+from gridconv.functional import overlap_save
 from gridconv.functional._spec import ConvSpec, finish, setup
+from gridconv.functional.overlap_save import CompiledKernel
 from gridconv.functional.padding import pad
 
 # Costs relative to one FFT butterfly (per point per log2 of the length), fitted on the CPU
@@ -204,8 +206,12 @@ def _conj_dft_matrix(
     return torch.polar(torch.ones_like(phase), 2 * math.pi * phase / length).to(dtype)
 
 
-def prepare_fft(w: Tensor, spec: ConvSpec) -> FFTKernel:
-    """Transform the (dilated) kernel at the lengths :func:`tile_plan` picks for ``spec``."""
+def prepare_fft(w: Tensor, spec: ConvSpec, compiled: bool = False) -> FFTKernel | CompiledKernel:
+    """Transform the (dilated) kernel at the lengths :func:`tile_plan` picks for ``spec``, or
+    for the compiled 1-D path when ``compiled`` (see
+    :func:`gridconv.functional.overlap_save.applies`)."""
+    if compiled:
+        return overlap_save.prepare(w, spec)
     d = spec.ndim
     w = w.to(_compute_dtype(w.dtype))
     out_channels, group_in = w.shape[:2]
@@ -306,8 +312,10 @@ def _tile_rows(x: Tensor, spec: ConvSpec, kernel: FFTKernel, T: int) -> Tensor:
 SPARE_TILES_MAX = 0.1
 
 
-def apply_fft(x: Tensor, kernel: FFTKernel, spec: ConvSpec) -> Tensor:
+def apply_fft(x: Tensor, kernel: FFTKernel | CompiledKernel, spec: ConvSpec) -> Tensor:
     """Correlate a batched ``x`` with a prepared kernel; ``(N, C_in, *n) -> (N, C_out, *o)``."""
+    if isinstance(kernel, CompiledKernel):
+        return overlap_save.apply(x, kernel, spec)
     d = spec.ndim
     out_dtype = x.dtype
     x = x.to(_compute_dtype(x.dtype))
@@ -401,4 +409,5 @@ def fft_conv(
         groups=groups,
         padding_mode=padding_mode,
     )
-    return finish(apply_fft(x, prepare_fft(w, spec), spec), bias, batched)
+    kernel = prepare_fft(w, spec, overlap_save.applies(x, w, spec))
+    return finish(apply_fft(x, kernel, spec), bias, batched)

@@ -1,0 +1,220 @@
+"""Compiled kernels for what torch's ops can only do in many passes over memory; optional.
+
+The C sources next to this file are compiled on first use with the machine's C compiler
+(``$CC``, else ``gcc``) for this CPU, into a per-user cache (``$GRIDCONV_CACHE``, else
+``$XDG_CACHE_HOME/gridconv``, else ``~/.cache/gridconv``), and loaded with ctypes. They run
+on torch's own OpenMP threads. Where anything is missing (no compiler, torch not built with
+GNU OpenMP, a failed build or self-check) :func:`library` returns None and callers use their
+torch ops instead: the results are the same either way. ``GRIDCONV_NATIVE=0`` turns the
+compiled kernels off.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+SOURCE = Path(__file__).with_name("overlap_save.c")
+FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=gnu11")
+BUILD_TIMEOUT_S = 120
+
+
+def cache_dir() -> Path:
+    """Where compiled kernels are kept: ``$GRIDCONV_CACHE``, ``$XDG_CACHE_HOME/gridconv`` or
+    ``~/.cache/gridconv``."""
+    if os.environ.get("GRIDCONV_CACHE"):
+        return Path(os.environ["GRIDCONV_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "gridconv"
+
+
+def _uses_gnu_openmp() -> bool:
+    """Whether torch runs its threads on GNU OpenMP and that runtime is loaded, so that the
+    kernels' ``libgomp.so.1`` resolves to it, not to a second pool of threads."""
+    if not sys.platform.startswith("linux"):
+        return False
+    if "parallel backend: OpenMP" not in torch.__config__.parallel_info():
+        return False
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return False
+    return any(line.endswith("/libgomp.so.1") for line in maps.splitlines())
+
+
+def _machine() -> str:
+    """What ``-march=native`` compiles for: the CPU's model and instruction-set flags."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor()
+    wanted = ("model name", "flags", "Features")
+    return "\n".join(sorted({line for line in lines if line.startswith(wanted)}))
+
+
+def _build(compiler: str, target: Path) -> None:
+    """Compile :data:`SOURCE` into ``target``, atomically: a temporary file, then a rename,
+    so that a concurrent process never loads half a library."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".so.tmp")
+    os.close(fd)
+    try:
+        subprocess.run(
+            [compiler, *FLAGS, "-o", tmp, str(SOURCE)],
+            check=True,
+            capture_output=True,
+            timeout=BUILD_TIMEOUT_S,
+        )
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@functools.lru_cache(maxsize=1)
+def library() -> ctypes.CDLL | None:
+    """The compiled kernels, built on first use; None where they cannot be had."""
+    if os.environ.get("GRIDCONV_NATIVE", "1") == "0" or not _uses_gnu_openmp():
+        return None
+    compiler = os.environ.get("CC") or shutil.which("gcc")
+    if compiler is None:
+        return None
+    key = hashlib.sha256(
+        "\n".join([SOURCE.read_text(), compiler, *FLAGS, _machine()]).encode()
+    ).hexdigest()[:16]
+    target = cache_dir() / f"native-{platform.machine()}-{key}.so"
+    try:
+        if not target.exists():
+            _build(compiler, target)
+        lib = ctypes.CDLL(str(target))
+    except (OSError, subprocess.SubprocessError) as error:
+        warnings.warn(
+            f"gridconv: compiled kernels unavailable ({error}); using torch ops", stacklevel=3
+        )
+        return None
+    lib.gridconv_overlap_save.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 9
+    lib.gridconv_overlap_save.restype = ctypes.c_int
+    if not _self_check(lib):
+        warnings.warn(
+            "gridconv: compiled kernels failed their self-check; using torch ops", stacklevel=3
+        )
+        return None
+    return lib
+
+
+def available() -> bool:
+    """Whether the compiled kernels can be used (builds them on first call)."""
+    return library() is not None
+
+
+# Output channels per pass of the mixing, and the bytes of workspace a thread may take.
+OUT_BLOCK = 4
+WORKSPACE_MAX_BYTES = 16 * 2**20
+
+
+def workspace_bytes(length: int, in_channels: int) -> int:
+    """Per thread: two length/2-point FFT buffers, the spectra of all input channels and of
+    four output channels, 8 lanes of complex float32 each."""
+    bins = length // 2 + 1
+    return 64 * (length + (in_channels + OUT_BLOCK) * bins)
+
+
+def pack(spectrum: Tensor, groups: int) -> Tensor:
+    """A kernel's spectrum laid out for :func:`overlap_save`.
+
+    Args:
+        spectrum: ``conj(rfft(w, n=L)) / (2 * L)``, complex64, ``(C_out, C_in / groups, F)``
+            with ``F = L/2 + 1`` (the 1/2 and 1/L of the transforms folded in).
+        groups: as in :func:`gridconv.conv`.
+
+    Shape:
+        ``(C_out, Cg, F)`` complex -> ``(G, ceil(Og / 4), F, Cg, 4, 2)`` float32, ``Og =
+        C_out / groups`` (padded with zero output channels to a multiple of 4).
+    """
+    O, Cg, F = spectrum.shape
+    Og = O // groups
+    blocks = -(-Og // OUT_BLOCK)
+    padded = spectrum.new_zeros(groups, blocks * OUT_BLOCK, Cg, F)
+    padded[:, :Og] = spectrum.view(groups, Og, Cg, F)
+    padded = padded.view(groups, blocks, OUT_BLOCK, Cg, F).permute(0, 1, 4, 3, 2)
+    return torch.view_as_real(padded.contiguous()).contiguous()
+
+
+def overlap_save(
+    x: Tensor, packed: Tensor, out_channels: int, groups: int, block: int, length: int, valid: int
+) -> Tensor:
+    """Correlate a padded 1-D signal with a packed kernel by overlap-save FFTs of ``length``
+    points (a power of two), ``block`` outputs per tile (``length - block + 1`` taps).
+
+    Args:
+        x: the padded input, float32, contiguous, at least ``(tiles - 1) * block + length``
+            long, ``tiles = ceil(valid / block)``.
+        packed: the kernel, from :func:`pack`.
+        out_channels, groups: as in :func:`gridconv.conv`.
+        block, length: outputs per tile, and transform length.
+        valid: outputs per row.
+
+    Shape:
+        ``(N, C_in, n) -> (N, C_out, valid)``.
+    """
+    lib = library()
+    if lib is None:
+        raise RuntimeError("gridconv's compiled kernels are not available")
+    return _overlap_save(lib, x, packed, out_channels, groups, block, length, valid)
+
+
+def _overlap_save(
+    lib: ctypes.CDLL,
+    x: Tensor,
+    packed: Tensor,
+    out_channels: int,
+    groups: int,
+    block: int,
+    length: int,
+    valid: int,
+) -> Tensor:
+    N, C, row = x.shape
+    tiles = -(-valid // block)
+    if x.dtype != torch.float32 or not x.is_contiguous() or (tiles - 1) * block + length > row:
+        raise ValueError(
+            f"x: expected a contiguous float32 (N, C, >= {(tiles - 1) * block + length}) "
+            f"input, got {x.dtype} {tuple(x.shape)}"
+        )
+    out = x.new_empty(N, out_channels, valid)
+    failed = lib.gridconv_overlap_save(
+        x.data_ptr(), packed.data_ptr(), out.data_ptr(),
+        N, C, out_channels, groups, row, tiles, block, length, valid,
+    )  # fmt: skip
+    if failed:
+        raise MemoryError(f"gridconv: no memory for {workspace_bytes(length, C)} B of workspace")
+    return out
+
+
+def _self_check(lib: ctypes.CDLL) -> bool:
+    """Whether the compiled overlap-save agrees with torch's convolution on small problems."""
+    generator = torch.Generator().manual_seed(0)
+    for N, C, O, groups, n, K, L in ((2, 6, 10, 2, 100, 7, 16), (1, 3, 5, 1, 300, 20, 64)):
+        x = torch.randn(N, C, n, generator=generator)
+        w = torch.randn(O, C // groups, K, generator=generator)
+        block = L - K + 1
+        valid = n - K + 1
+        tiles = -(-valid // block)
+        xp = torch.nn.functional.pad(x, (0, (tiles - 1) * block + L - n))
+        spectrum = torch.fft.rfft(w, n=L).conj() / (2 * L)
+        y = _overlap_save(lib, xp, pack(spectrum, groups), O, groups, block, L, valid)
+        ref = torch.nn.functional.conv1d(x, w, groups=groups)
+        if not torch.allclose(y, ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item()):
+            return False
+    return True

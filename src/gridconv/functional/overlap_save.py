@@ -1,0 +1,157 @@
+"""1-D FFT convolution on the CPU by the compiled overlap-save kernel (gridconv._native).
+
+torch's path (:mod:`gridconv.functional.fft`) makes each stage a pass over memory: padded
+tiles, spectra, spectra frequency-major for the mixing matmul, products, inverse, valid
+parts. The compiled kernel takes eight tiles at a time through every stage while they are in
+cache, a tile per vector lane, at power-of-two lengths. It has no backward pass, so it runs
+where no gradient is wanted (inference, ``torch.no_grad()``, a fixed kernel and input); the
+results agree with torch's path to float32 rounding.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from gridconv import _native
+from gridconv.functional._spec import ConvSpec
+from gridconv.functional.padding import pad
+
+# Relative cost per tile point of the kernel's stages, measured (one thread, 4 x 8 x 65536,
+# K64, L512): per channel (input and output) an FFT of log2(L) butterfly passes plus
+# LANE_PASSES passes' worth of transposes, splits and merges; per channel pair MIX_PASSES.
+LANE_PASSES = 13.5
+MIX_PASSES = 0.9
+# Out of cache, measured over L = 64 .. 16384 with 1 to 64 channels: the whole kernel slows
+# by WORKSPACE_SPILL per MiB of a thread's workspace beyond the first (L = 16384, 8
+# channels: 2.2x), the mixing by MIX_SPILL per 512 KiB of input spectra beyond the first.
+WORKSPACE_SPILL = 0.2
+MIX_SPILL = 0.3
+# Shorter transforms lose to their per-tile overheads (measured: L = 32 and 64 up to 1.3x
+# slower than 128 - 2048 at K3 and K7), but where one short transform takes the whole input.
+SHORTEST, LONGEST = 128, 2**16
+
+
+@dataclass(frozen=True)
+class CompiledKernel:
+    """A kernel transformed for the compiled overlap-save path (what layers cache)."""
+
+    packed: Tensor  # see gridconv._native.pack
+    block: int  # outputs per tile
+    length: int  # transform length, a power of two
+    kernel: int  # dilated kernel size
+    out_channels: int
+
+
+def _cost(
+    length: int, kernel: int, valid: int, in_channels: int, out_channels: int, groups: int
+) -> float:
+    """Relative cost of the whole convolution at transform ``length``."""
+    tiles = -(-valid // (length - kernel + 1))
+    workspace = _native.workspace_bytes(length, in_channels) / 2**20
+    spectra = 64 * in_channels * (length // 2 + 1) / 2**19
+    mix = MIX_PASSES * in_channels * out_channels / groups * (1 + MIX_SPILL * max(0, spectra - 1))
+    per_point = (in_channels + out_channels) * (math.log2(length) + LANE_PASSES) + mix
+    return tiles * length * per_point * (1 + WORKSPACE_SPILL * max(0, workspace - 1))
+
+
+@functools.lru_cache(maxsize=4096)
+def compiled_length(
+    padded: int, kernel: int, in_channels: int, out_channels: int, groups: int
+) -> int | None:
+    """The transform length for the compiled path: the cheapest power of two with at least
+    as many outputs per tile as taps, whose workspace fits; None if none does."""
+    valid = padded - kernel + 1
+    best = None
+    length = min(SHORTEST, 1 << max(4, (padded - 1).bit_length()))
+    while length <= LONGEST:
+        fits = _native.workspace_bytes(length, in_channels) <= _native.WORKSPACE_MAX_BYTES
+        if fits and length - kernel + 1 >= min(kernel, valid):
+            cost = _cost(length, kernel, valid, in_channels, out_channels, groups)
+            if best is None or cost < best[0]:
+                best = (cost, length)
+        length *= 2
+    return None if best is None else best[1]
+
+
+def _dilated_size(spec: ConvSpec) -> int:
+    ((k,), (dl,)) = spec.kernel_size, spec.dilation
+    return dl * (k - 1) + 1
+
+
+def applies(x: Tensor, w: Tensor, spec: ConvSpec) -> bool:
+    """Whether ``fft_conv`` takes the compiled path for this call: 1-D, on the CPU, float32
+    (or half precision, computed in float32), no gradient wanted, a length that fits, and
+    the compiled kernels available on this machine."""
+    if spec.ndim != 1 or x.device.type != "cpu" or w.device.type != "cpu":
+        return False
+    if x.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        return False
+    if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad):
+        return False
+    padded = spec.input_size[0] + sum(spec.pairs[0])
+    length = compiled_length(padded, _dilated_size(spec), spec.in_channels, w.shape[0], spec.groups)
+    return length is not None and _native.available()
+
+
+def prepare(w: Tensor, spec: ConvSpec) -> CompiledKernel:
+    """Transform the (dilated) kernel at the length :func:`compiled_length` picks."""
+    O, Cg, k = w.shape
+    (dl,) = spec.dilation
+    w = w.detach().to(torch.float32)
+    if dl > 1:
+        wd = w.new_zeros(O, Cg, dl * (k - 1) + 1)
+        wd[..., ::dl] = w
+        w = wd
+    kernel = w.shape[-1]
+    padded = spec.input_size[0] + sum(spec.pairs[0])
+    length = compiled_length(padded, kernel, spec.in_channels, O, spec.groups)
+    if length is None:
+        raise ValueError(f"w: no transform length fits a kernel of {kernel} taps")
+    # the 1/2 of splitting and of merging the real spectra, and the 1/(L/2) of the inverse
+    spectrum = torch.fft.rfft(w, n=length).conj_physical() / (2 * length)
+    packed = _native.pack(spectrum, spec.groups)
+    return CompiledKernel(packed, length - kernel + 1, length, kernel, O)
+
+
+def apply(x: Tensor, kernel: CompiledKernel, spec: ConvSpec) -> Tensor:
+    """Correlate a batched ``x`` with a prepared kernel; ``(N, C_in, n) -> (N, C_out, o)``."""
+    out_dtype = x.dtype
+    x = x.to(torch.float32)
+    n = x.shape[-1]
+    ((before, after),) = spec.pairs
+    valid = n + before + after - kernel.kernel + 1
+    tiles = -(-valid // kernel.block)
+    row = (tiles - 1) * kernel.block + kernel.length  # >= the padded length
+    if spec.padding_mode == "zeros":
+        xp = pad(x, ((before, row - n - before),))
+    else:
+        xp = pad(pad(x, spec.pairs, spec.padding_mode), ((0, row - n - before - after),))
+    y = _native.overlap_save(
+        xp.contiguous(),
+        kernel.packed,
+        kernel.out_channels,
+        spec.groups,
+        kernel.block,
+        kernel.length,
+        valid,
+    )
+    (stride,) = spec.stride
+    if stride > 1:
+        y = y[..., ::stride]
+    return y.to(out_dtype)
+
+
+def work(spec: ConvSpec, batch: int, out_channels: int) -> float:
+    """The work of the compiled path, in the units of :func:`_cost` (for the planner)."""
+    padded = spec.input_size[0] + sum(spec.pairs[0])
+    kernel = _dilated_size(spec)
+    length = compiled_length(padded, kernel, spec.in_channels, out_channels, spec.groups)
+    if length is None:
+        return math.inf
+    valid = padded - kernel + 1
+    return batch * _cost(length, kernel, valid, spec.in_channels, out_channels, spec.groups)
