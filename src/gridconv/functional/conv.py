@@ -201,7 +201,7 @@ _METHOD_NAMES = frozenset(METHODS)
 def _auto(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None) -> str:
     """The planner's choice, kept with the kernel (a layer's cache, or the per-tensor one):
     the next call with this kernel and shape skips the planner."""
-    needs_grad = torch.is_grad_enabled() and w.requires_grad
+    needs_grad = torch.is_grad_enabled() and (w.requires_grad, x.requires_grad)
     key = ("auto", plan.state(), x.shape[0], spec, needs_grad)
     return _small(cache, w).get(w, key, lambda: _plan(x, w, spec, cache))
 

@@ -3,7 +3,9 @@
 Cross-correlation is a pointwise product of spectra: ``rfft(x) * conj(rfft(w))``. Transforms
 run at fast (2-3-5-7-smooth) lengths; the channels are mixed by one batched complex matmul
 per frequency; when the input is much larger than the kernel, it is cut into overlapping
-tiles (overlap-save), so each transform stays a few times the kernel's size.
+tiles (overlap-save), so each transform stays a few times the kernel's size. 1-D calls on
+the CPU that want no gradient run the compiled overlap-save kernel instead
+(:mod:`gridconv.functional.overlap_save`), where the machine can build it.
 """
 
 from __future__ import annotations
@@ -380,9 +382,11 @@ def fft_conv(
     Fast when the kernel is large: the cost grows as ``n log n`` with the input and barely
     with the kernel, where the direct method grows as ``n * k``. On this project's 2-core
     CPU it wins from kernels of about 9 x 9 in 2-D (single channel) and 15 x 15 with many
-    channels; ``method="auto"`` makes that choice per shape. Half-precision inputs are
-    transformed in float32. Accuracy against direct: about 1e-6 relative in float32 and
-    1e-14 in float64 (max abs difference over max abs output).
+    channels, and in 1-D, where a compiled kernel runs it (on the CPU, float32 or half,
+    no gradient wanted; see :mod:`gridconv.functional.overlap_save`), from about 7 taps
+    with 8 channels; ``method="auto"`` makes that choice per shape. Half-precision inputs
+    are transformed in float32. Accuracy against direct: about 1e-6 relative in float32
+    and 1e-14 in float64 (max abs difference over max abs output).
 
     Args:
         x, w, bias, stride, padding, dilation, groups, padding_mode: as in
