@@ -175,6 +175,10 @@ def test_a_bad_input_to_the_kernel_gets_a_value_error():
         _native.overlap_save(torch.zeros(1, 2, 20, dtype=torch.float64), packed, 4, 1, 9, 16, 10)
     with pytest.raises(ValueError, match=">= 25"):  # two tiles of 9 need 9 + 16 points
         _native.overlap_save(torch.zeros(1, 2, 20), packed, 4, 1, 9, 16, 18)
+    with pytest.raises(ValueError, match="power of two"):
+        _native.overlap_save(torch.zeros(1, 2, 40), packed, 4, 1, 9, 24, 10)
+    with pytest.raises(ValueError, match="packed: expected float32"):
+        _native.overlap_save(torch.zeros(1, 2, 40), packed, 4, 1, 17, 32, 10)
 
 
 def _library_in(env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -186,6 +186,17 @@ def _overlap_save(
     valid: int,
 ) -> Tensor:
     N, C, row = x.shape
+    if length < 16 or length & (length - 1) or not 1 <= block <= length:
+        raise ValueError(
+            f"length, block: expected a power of two >= 16 and 1 <= block <= length, "
+            f"got {length} and {block}"
+        )
+    expected = (groups, -(-out_channels // groups // OUT_BLOCK), length // 2 + 1)
+    if packed.dtype != torch.float32 or tuple(packed.shape[:3]) != expected:
+        raise ValueError(
+            f"packed: expected float32 ({', '.join(map(str, expected))}, C_in/groups, 4, 2) "
+            f"from pack(), got {packed.dtype} {tuple(packed.shape)}"
+        )
     tiles = -(-valid // block)
     if x.dtype != torch.float32 or not x.is_contiguous() or (tiles - 1) * block + length > row:
         raise ValueError(
