@@ -210,6 +210,19 @@ def test_switched_off_or_without_a_compiler_torch_ops_run(tmp_path):
 
 
 @pytest.mark.skipif(not HAVE_COMPILER, reason="needs a C compiler")
+def test_an_unwritable_cache_falls_back_to_a_private_temporary_directory(tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    run = _library_in({"GRIDCONV_CACHE": str(blocked / "cache"), "TMPDIR": str(temp)})
+    assert "library True" in run.stdout and "close True" in run.stdout, run.stderr
+    (private,) = temp.iterdir()
+    assert private.name.startswith("gridconv-") and (private.stat().st_mode & 0o777) == 0o700
+    assert len(list(private.glob("*.so"))) == 1
+
+
+@pytest.mark.skipif(not HAVE_COMPILER, reason="needs a C compiler")
 def test_two_processes_building_at_once_both_load_a_whole_library(tmp_path):
     env = {**os.environ, "GRIDCONV_CACHE": str(tmp_path)}
     code = "from gridconv import _native; print(_native.library() is not None)"

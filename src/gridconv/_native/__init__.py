@@ -2,7 +2,8 @@
 
 The C sources next to this file are compiled on first use with the machine's C compiler
 (``$CC``, else ``gcc``) for this CPU, into a per-user cache (``$GRIDCONV_CACHE``, else
-``$XDG_CACHE_HOME/gridconv``, else ``~/.cache/gridconv``), and loaded with ctypes. They run
+``$XDG_CACHE_HOME/gridconv``, else ``~/.cache/gridconv``; where that cannot be written, a
+directory of the user's own in the system's temporary directory), and loaded with ctypes. They run
 on torch's own OpenMP threads. Where anything is missing (no compiler, torch not built with
 GNU OpenMP, a failed build or self-check) :func:`library` returns None and callers use their
 torch ops instead: the results are the same either way. ``GRIDCONV_NATIVE=0`` turns the
@@ -38,6 +39,23 @@ def cache_dir() -> Path:
         return Path(os.environ["GRIDCONV_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "gridconv"
+
+
+def _private_temp_dir() -> Path | None:
+    """A directory only this user can write, in the system's temporary directory: where the
+    kernels go when the cache cannot be written (a library is never loaded from a place
+    others could have put it)."""
+    if not hasattr(os, "getuid"):
+        return None
+    path = Path(tempfile.gettempdir()) / f"gridconv-{os.getuid()}"
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+        info = path.stat()
+    except OSError:
+        return None
+    if info.st_uid != os.getuid() or info.st_mode & 0o022:
+        return None
+    return path
 
 
 def _uses_gnu_openmp() -> bool:
@@ -94,12 +112,23 @@ def library() -> ctypes.CDLL | None:
     key = hashlib.sha256(
         "\n".join([SOURCE.read_text(), compiler, *FLAGS, _machine()]).encode()
     ).hexdigest()[:16]
-    target = cache_dir() / f"native-{platform.machine()}-{key}.so"
-    try:
-        if not target.exists():
-            _build(compiler, target)
-        lib = ctypes.CDLL(str(target))
-    except (OSError, subprocess.SubprocessError) as error:
+    name = f"native-{platform.machine()}-{key}.so"
+    lib = error = None
+    for directory in (cache_dir(), _private_temp_dir()):
+        try:
+            if directory is None:
+                continue
+            target = directory / name
+            if not target.exists():
+                _build(compiler, target)
+            lib = ctypes.CDLL(str(target))
+            break
+        except OSError as failure:  # an unwritable cache, say: the next directory
+            error = failure
+        except subprocess.SubprocessError as failure:  # the compiler failed: give up
+            error = failure
+            break
+    if lib is None:
         warnings.warn(
             f"gridconv: compiled kernels unavailable ({error}); using torch ops", stacklevel=3
         )
