@@ -41,6 +41,13 @@ def cache_dir() -> Path:
     return Path(base) / "gridconv"
 
 
+def _cache_dir_or_none() -> Path | None:
+    try:
+        return cache_dir()
+    except (RuntimeError, KeyError):  # no home directory to be found
+        return None
+
+
 def _private_temp_dir() -> Path | None:
     """A directory only this user can write, in the system's temporary directory: where the
     kernels go when the cache cannot be written (a library is never loaded from a place
@@ -114,7 +121,7 @@ def library() -> ctypes.CDLL | None:
     ).hexdigest()[:16]
     name = f"native-{platform.machine()}-{key}.so"
     lib = error = None
-    for directory in (cache_dir(), _private_temp_dir()):
+    for directory in (_cache_dir_or_none(), _private_temp_dir()):
         try:
             if directory is None:
                 continue
