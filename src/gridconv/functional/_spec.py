@@ -321,6 +321,21 @@ _VALID_CALLS: dict[tuple, tuple[ConvSpec, bool]] = {}
 _PLAIN = (int, str)
 
 
+def dilate_kernel(w: Tensor, dilation: tuple[int, ...]) -> Tensor:
+    """The kernel with ``dilation - 1`` zeros between its taps: what a dilated convolution
+    correlates with.
+
+    Shape:
+        ``(C_out, Cg, *k) -> (C_out, Cg, *(dilation * (k - 1) + 1))``.
+    """
+    if all(dl == 1 for dl in dilation):
+        return w
+    span = [dl * (k - 1) + 1 for k, dl in zip(w.shape[2:], dilation)]
+    wd = w.new_zeros(*w.shape[:2], *span)
+    wd[(..., *(slice(None, None, dl) for dl in dilation))] = w
+    return wd
+
+
 def finish(out: Tensor, bias: Tensor | None, batched: bool) -> Tensor:
     """Add the bias and undo the batching of :func:`setup`."""
     out = add_bias(out, bias)

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from gridconv._shapes import Padding
 from gridconv.functional import overlap_save
-from gridconv.functional._spec import ConvSpec, finish, setup
+from gridconv.functional._spec import ConvSpec, dilate_kernel, finish, setup
 from gridconv.functional.overlap_save import CompiledKernel
 from gridconv.functional.padding import pad
 
@@ -217,11 +217,7 @@ def prepare_fft(w: Tensor, spec: ConvSpec, compiled: bool = False) -> FFTKernel 
     d = spec.ndim
     w = w.to(_compute_dtype(w.dtype))
     out_channels, group_in = w.shape[:2]
-    if any(dl > 1 for dl in spec.dilation):
-        dilated = [dl * (k - 1) + 1 for k, dl in zip(spec.kernel_size, spec.dilation)]
-        wd = w.new_zeros(out_channels, group_in, *dilated)
-        wd[(..., *(slice(None, None, dl) for dl in spec.dilation))] = w
-        w = wd
+    w = dilate_kernel(w, spec.dilation)
     kernel = tuple(w.shape[2:])
     padded = tuple(n + b + a for n, (b, a) in zip(spec.input_size, spec.pairs))
     blocks, lengths = tile_plan(padded, kernel, spec.in_channels, out_channels, spec.groups)

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from gridconv import _native
-from gridconv.functional._spec import ConvSpec
+from gridconv.functional._spec import ConvSpec, dilate_kernel
 from gridconv.functional.padding import pad
 
 # Relative cost per tile point of the kernel's stages, measured (one thread, 4 x 8 x 65536,
@@ -100,13 +100,8 @@ def applies(x: Tensor, w: Tensor, spec: ConvSpec) -> bool:
 
 def prepare(w: Tensor, spec: ConvSpec) -> CompiledKernel:
     """Transform the (dilated) kernel at the length :func:`compiled_length` picks."""
-    O, Cg, k = w.shape
-    (dl,) = spec.dilation
-    w = w.detach().to(torch.float32)
-    if dl > 1:
-        wd = w.new_zeros(O, Cg, dl * (k - 1) + 1)
-        wd[..., ::dl] = w
-        w = wd
+    O = w.shape[0]
+    w = dilate_kernel(w.detach().to(torch.float32), spec.dilation)
     kernel = w.shape[-1]
     padded = spec.input_size[0] + sum(spec.pairs[0])
     length = compiled_length(padded, kernel, spec.in_channels, O, spec.groups)
