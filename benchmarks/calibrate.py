@@ -4,8 +4,9 @@
   .venv/bin/python benchmarks/calibrate.py fit       # least squares on log-times
 
 The fit minimises the log-ratio of predicted to measured time (so a 2x miss costs the same
-at 1 ms as at 1 s). The printed constants go into gridconv/plan.py (CPU) and
-gridconv/functional/fft.py (the FFT work weights); `fit` also prints how far each
+at 1 ms as at 1 s). The printed constants go into the `CPU` table of each
+method's module in gridconv/functional/methods/ (gridconv.plan.set_constants puts them there
+while fitting); `fit` also prints how far each
 measurement is from the model, and the worst misses.
 """
 
@@ -168,10 +169,10 @@ def fit() -> None:
     for method, names in FITTED.items():
         model = getattr(plan, f"{method}_seconds")
         data = [(r, s) for r, s in zip(rows, specs) if method in r["seconds"] and r["k"] > 1]
-        p0 = np.log([max(plan.CPU[n], 1e-12) for n in names])
+        p0 = np.log([max(plan.constants()[n], 1e-12) for n in names])
 
         def residuals(p, data=data, model=model, names=names, method=method):
-            plan.CPU.update(zip(names, np.exp(p)))
+            plan.set_constants(dict(zip(names, np.exp(p))))
             return [math.log(model(r["N"], r["O"], s, cpu) / r["seconds"][method]) for r, s in data]
 
         result = least_squares(residuals, p0)

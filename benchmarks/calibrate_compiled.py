@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 import gridconv as gc
-from gridconv.functional import overlap_save
+from gridconv.functional.methods import compiled as overlap_save
 from gridconv.functional._spec import setup
 
 SHAPES = [(4, 8, 8, 65536, k) for k in (3, 7, 9, 15, 31, 64, 256, 1024, 4096)] + [

@@ -13,6 +13,7 @@ import gridconv as gc
 from gridconv._shapes import parse_padding, resolve_padding
 from gridconv.functional import local as local_module
 from gridconv.functional import tiled as tiled_module
+from gridconv.functional._spec import conv_spec
 from tests.reference import naive_local, tile_weights
 from tests.strategies import configs
 
@@ -140,7 +141,7 @@ def test_tiled_phases_read_shifted_views_and_slices():
     kinds = set()
     for size, kernel, stride, padding, dilation, mode in CASES:
         w = (3, 2, *kernel)
-        spec = local_module.conv_spec(
+        spec = conv_spec(
             w,
             2,
             size,
@@ -248,7 +249,7 @@ def test_tiled_double_backward_and_layout():
     x2 = torch.randn(2, 1, 9, 8, dtype=torch.float64, requires_grad=True)  # space to depth
     t2 = torch.randn(2, 2, 2, 1, 5, 5, dtype=torch.float64, requires_grad=True)
     assert tiled_module._space_to_depth_pays(
-        local_module.conv_spec(
+        conv_spec(
             (2, 1, 5, 5),
             1,
             (9, 8),
@@ -299,7 +300,7 @@ def test_slabs_of_any_size_give_the_same_result(monkeypatch):
     assert (
         len(
             local_module._slabs(
-                local_module.conv_spec(
+                conv_spec(
                     (5, 4, 3, 3),
                     4,
                     (20, 18),

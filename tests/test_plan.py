@@ -14,6 +14,8 @@ import torch
 import gridconv as gc
 from gridconv import plan
 from gridconv.functional._spec import setup
+from gridconv.functional.methods import base
+from gridconv.functional.methods import fft as fft_method
 
 
 @pytest.fixture(autouse=True)
@@ -94,7 +96,7 @@ def test_cost_model_leaves_out_the_kernel_transform_when_the_spectrum_is_kept(mo
     gc.functional.auto_method_for(x, w.clone().requires_grad_(), padding="same")  # not kept
     with torch.inference_mode():  # no version counter: never kept
         gc.functional.auto_method_for(x, torch.randn(1, 1, 31, 31), padding="same")
-    monkeypatch.setattr(sys.modules["gridconv.functional.conv"], "SMALL_SPECTRUM_BYTES", 0)
+    monkeypatch.setattr(fft_method, "SMALL_SPECTRUM_BYTES", 0)
     gc.functional.auto_method_for(x, w.clone(), padding="same")  # too large to keep
     assert seen == [True, False, False, False]
 
@@ -114,21 +116,20 @@ def test_auto_takes_the_separable_path_only_for_exactly_separable_kernels(monkey
 def test_what_auto_knows_of_a_kernel_dies_with_it(monkeypatch):
     """The per-kernel answer (separable or not) is kept while the tensor lives, is dropped
     when it dies, and never passes to a later tensor, even one at the same address."""
-    conv_module = sys.modules["gridconv.functional.conv"]  # the module, not the function
     favour(monkeypatch, "separable")
     x = torch.randn(1, 3, 32, 32)
-    before = len(conv_module._SMALL_CACHES)
+    before = len(base.SMALL_CACHES)
     for _ in range(20):  # each blur dies at the end of its turn; its memory is reused
         blur = gaussian(7, 3)
         assert gc.functional.auto_method_for(x, blur, padding="same", groups=3) == "separable"
-        assert len(conv_module._SMALL_CACHES) == before + 1
+        assert len(base.SMALL_CACHES) == before + 1
         blur.add_(1e-3 * torch.randn_like(blur))  # no longer separable: the version changed
         assert gc.functional.auto_method_for(x, blur, padding="same", groups=3) != "separable"
         rough = gaussian(7, 3) + 1e-3 * torch.randn(3, 1, 7, 7)
         del blur
         assert gc.functional.auto_method_for(x, rough, padding="same", groups=3) != "separable"
         del rough
-    assert len(conv_module._SMALL_CACHES) == before
+    assert len(base.SMALL_CACHES) == before
 
 
 def test_a_kernels_remembered_choice_follows_the_planner(monkeypatch):
@@ -312,7 +313,7 @@ def test_bad_planning_arguments():
 
 
 def test_eval_layers_cache_the_transformed_kernel_until_the_weight_changes(monkeypatch):
-    conv_module = sys.modules["gridconv.functional.conv"]  # the module, not the function
+    conv_module = fft_method
 
     prepared = []
     real = conv_module.prepare_fft
@@ -342,7 +343,7 @@ def test_eval_layers_cache_the_transformed_kernel_until_the_weight_changes(monke
 
 
 def test_functional_calls_keep_the_last_small_spectrum_with_the_kernel(monkeypatch):
-    conv_module = sys.modules["gridconv.functional.conv"]
+    conv_module = fft_method
     prepared = []
     real = conv_module.prepare_fft
     monkeypatch.setattr(

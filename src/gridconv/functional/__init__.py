@@ -1,5 +1,6 @@
 """Pure ``Tensor -> Tensor`` operations: no state, no printing, no I/O."""
 
+from gridconv._memo import clear as clear_caches
 from gridconv.functional.conv import METHODS, KernelCache, auto_method_for, conv
 from gridconv.functional.fft import fast_length, fft_conv
 from gridconv.functional.local import local_conv
@@ -23,6 +24,7 @@ __all__ = [
     "SeparableKernel",
     "auto_method_for",
     "channel_pool",
+    "clear_caches",
     "conv",
     "conv_matrix",
     "conv_transpose",

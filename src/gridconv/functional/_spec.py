@@ -15,6 +15,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
+from gridconv import _memo
 from gridconv._checks import check_choice, check_int, check_same_kind, check_tensor, describe
 from gridconv._shapes import (
     Padding,
@@ -54,6 +55,8 @@ class ConvSpec:
     groups: int
     padding_mode: str
     output_size: tuple[int, ...]
+    padded_size: tuple[int, ...]  # input_size plus the padding on both sides
+    span: tuple[int, ...]  # the dilated kernel's extent: dilation * (kernel_size - 1) + 1
 
     @property
     def ndim(self) -> int:
@@ -152,7 +155,7 @@ def conv_spec(
     return spec
 
 
-_SPECS: dict[str, ConvSpec] = {}
+_SPECS: dict[str, ConvSpec] = _memo.register("specs", {})
 
 
 def _conv_spec(
@@ -189,6 +192,8 @@ def _conv_spec(
     check_kernel_fits(input_size, kernel_size, pairs, dilation)
     output_size = conv_output_size(input_size, kernel_size, stride, pairs, dilation)
     return ConvSpec(
+        padded_size=tuple(n + b + a for n, (b, a) in zip(input_size, pairs)),
+        span=tuple(dl * (k - 1) + 1 for k, dl in zip(kernel_size, dilation)),
         in_channels=in_channels,
         input_size=tuple(input_size),
         kernel_size=tuple(kernel_size),
@@ -317,7 +322,7 @@ def setup(
 
 # Calls validated before. Checking costs ~10 us a call, which a 0.3 ms convolution feels
 # two to three times over (the caches the checks disturb); a lookup costs ~2 us.
-_VALID_CALLS: dict[tuple, tuple[ConvSpec, bool]] = {}
+_VALID_CALLS: dict[tuple, tuple[ConvSpec, bool]] = _memo.register("valid calls", {})
 _PLAIN = (int, str)
 
 

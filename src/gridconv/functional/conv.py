@@ -7,194 +7,20 @@ mode) once and runs ``torch.nn.functional.convNd``: oneDNN on CPU, cuDNN on GPU.
 
 from __future__ import annotations
 
-import functools
-import weakref
-from collections.abc import Callable, Hashable, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from gridconv import plan
 from gridconv._checks import check_choice, describe
 from gridconv._shapes import Padding
-from gridconv.functional import overlap_save
 from gridconv.functional._spec import ConvSpec, finish, setup
-from gridconv.functional.fft import apply_fft, fft_work, prepare_fft
-from gridconv.functional.padding import pad, pad_adjoint
-from gridconv.functional.separable import apply_separable, decompose, is_rank_one
+from gridconv.functional.methods import REGISTRY, KernelCache, planner
+from gridconv.functional.methods.base import small, wants_grad
+from gridconv.functional.methods.fft import spectrum_kept
+from gridconv.functional.methods.separable import exactly_separable
 
-_TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-_MISSING = object()  # a cache entry not built yet (None is a valid entry)
-
-
-class KernelCache:
-    """Transformed kernels (FFT spectra, separable factors, plans) of one weight tensor.
-
-    Entries stay valid while that very tensor is unchanged: any in-place update (an
-    optimizer step, ``load_state_dict``) bumps its version and empties the cache.
-    ``gridconv.nn`` layers in eval mode pass theirs to :func:`conv`; it is ignored when
-    gradients must flow to the weight.
-    """
-
-    def __init__(self) -> None:
-        self._owner: weakref.ref[Tensor] | None = None
-        self._stamp: tuple = ()
-        self._entries: dict[Hashable, Any] = {}
-
-    def get(self, w: Tensor, key: Hashable, build: Callable[[], Any]) -> Any:
-        """The entry ``key`` for ``w``, built by ``build()`` on a miss."""
-        if w.is_inference():  # no version counter: an in-place change would go unseen
-            return build()
-        stamp = (w._version, w.data_ptr(), w.shape, w.dtype, w.device)
-        if self._owner is None or self._owner() is not w or self._stamp != stamp:
-            self.clear()
-            self._owner, self._stamp = weakref.ref(w), stamp
-        entry = self._entries.get(key, _MISSING)
-        if entry is _MISSING:
-            entry = self._entries[key] = build()
-        return entry
-
-    def clear(self) -> None:
-        self._owner, self._stamp = None, ()
-        self._entries.clear()
-
-    # A cache is never saved or copied with its module: a copy starts empty.
-    def __getstate__(self) -> dict:
-        return {}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__init__()
-
-    def __deepcopy__(self, memo: dict) -> KernelCache:
-        return KernelCache()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
-def _cached(cache: KernelCache | None, w: Tensor, key: Hashable, build: Callable[[], Any]) -> Any:
-    return build() if cache is None else cache.get(w, key, build)
-
-
-# What is small to keep (whether a kernel is separable, and its factors) is kept per kernel
-# tensor even without a layer's cache, so that repeated functional calls with one fixed
-# kernel (a Gaussian blur, say) decompose it once; spectra only when they are small.
-# Keyed by id(w), with a weak reference that proves the entry is w's and removes it when w
-# dies (before its id can be reused): a lookup costs a dict get, where torch's
-# WeakIdKeyDictionary builds a reference object per lookup (4 us of a 0.7 ms call).
-_SMALL_CACHES: dict[int, tuple[weakref.ref[Tensor], KernelCache]] = {}
-
-
-def _small(cache: KernelCache | None, w: Tensor) -> KernelCache:
-    if cache is not None:
-        return cache
-    key = id(w)
-    entry = _SMALL_CACHES.get(key)
-    if entry is not None and entry[0]() is w:
-        return entry[1]
-
-    def forget(ref: weakref.ref[Tensor]) -> None:
-        if _SMALL_CACHES.get(key, (None,))[0] is ref:
-            del _SMALL_CACHES[key]
-
-    small = KernelCache()
-    _SMALL_CACHES[key] = (weakref.ref(w, forget), small)
-    return small
-
-
-@functools.cache
-def _tolerance(dtype: torch.dtype, ulps: float) -> float:
-    """A relative tolerance of ``ulps`` units of rounding of ``dtype`` (float32 for halves)."""
-    return ulps * torch.finfo(dtype if dtype == torch.float64 else torch.float32).eps
-
-
-@functools.lru_cache(maxsize=4096)
-def _split_padding(spec: ConvSpec) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...] | None]:
-    """The padding torch's convNd does itself (symmetric zeros), and the rest (None: none)."""
-    if spec.padding_mode != "zeros":
-        return (0,) * spec.ndim, spec.pairs
-    symmetric = tuple(min(before, after) for before, after in spec.pairs)
-    rest = tuple((b - s, a - s) for (b, a), s in zip(spec.pairs, symmetric))
-    return symmetric, rest if any(b or a for b, a in rest) else None
-
-
-def _direct(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None = None) -> Tensor:
-    """torch's convNd; symmetric zero padding is left to torch, the rest is padded here."""
-    symmetric, rest = _split_padding(spec)
-    if rest is not None:
-        x = pad(x, rest, spec.padding_mode)
-    conv_nd = _TORCH_CONV[spec.ndim]
-    return conv_nd(x, w, None, spec.stride, symmetric, spec.dilation, spec.groups)
-
-
-# A spectrum up to this size is also kept with its kernel tensor (the last input size's
-# only), so that a fixed kernel convolved again and again is transformed once: the
-# transform takes 124 us of a 0.65 ms 256 x 256 convolution with a 7 x 7 kernel.
-SMALL_SPECTRUM_BYTES = 4 * 2**20
-
-
-def _fft(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None = None) -> Tensor:
-    compiled = overlap_save.applies(x, w, spec)
-    if cache is not None or not _spectrum_kept(x, w, spec, None):
-        key = ("fft", spec, compiled)
-        kernel = _cached(cache, w, key, lambda: prepare_fft(w, spec, compiled))
-        return apply_fft(x, kernel, spec)
-    last = _small(None, w).get(w, "fft", lambda: [None, None])  # [(spec, compiled), kernel]
-    if last[0] != (spec, compiled):
-        last[:] = (spec, compiled), prepare_fft(w, spec, compiled)
-    return apply_fft(x, last[1], spec)
-
-
-class _ExactSeparable(torch.autograd.Function):
-    """Separable passes forward; the direct convolution's exact gradients backward."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, w: Tensor, spec: ConvSpec, kernel: Any) -> Tensor:
-        ctx.save_for_backward(x, w)
-        ctx.spec = spec
-        return apply_separable(x, kernel, spec)
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        x, w = ctx.saved_tensors
-        spec = ctx.spec
-        zeros = [0] * spec.ndim
-        gx, gw, _ = torch.ops.aten.convolution_backward(
-            grad,
-            pad(x, spec.pairs, spec.padding_mode),
-            w,
-            None,
-            list(spec.stride),
-            zeros,
-            list(spec.dilation),
-            False,
-            zeros,
-            spec.groups,
-            [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False],
-        )
-        if gx is not None:
-            gx = pad_adjoint(gx, spec.pairs, spec.padding_mode)
-        return gx, gw, None, None
-
-
-def _separable(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None = None) -> Tensor:
-    """Exact: as many separable terms as the kernel needs (one when it is separable)."""
-    rtol = _tolerance(w.dtype, 8)
-    kernel = _small(cache, w).get(w, "separable", lambda: decompose(w, rtol=rtol))
-    if torch.is_grad_enabled() and w.requires_grad:
-        return _ExactSeparable.apply(x, w, spec, kernel)
-    return apply_separable(x, kernel, spec)
-
-
-# Each method maps a batched input (N, C_in, *spatial) to the output without bias.
-_METHODS: dict[str, Callable[..., Tensor]] = {
-    "direct": _direct,
-    "fft": _fft,
-    "separable": _separable,
-}
-METHODS = ("auto", *_METHODS)
+METHODS = ("auto", *REGISTRY)
 _METHOD_NAMES = frozenset(METHODS)
 
 
@@ -202,41 +28,24 @@ def _auto(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None) -> st
     """The planner's choice, kept with the kernel (a layer's cache, or the per-tensor one):
     the next call with this kernel and shape skips the planner."""
     needs_grad = torch.is_grad_enabled() and (w.requires_grad, x.requires_grad)
-    key = ("auto", plan.state(), x.shape[0], spec, needs_grad)
-    return _small(cache, w).get(w, key, lambda: _plan(x, w, spec, cache))
+    key = ("auto", planner.state(), x.shape[0], spec, needs_grad)
+    return small(cache, w).get(w, key, lambda: _plan(x, w, spec, cache))
 
 
 def _plan(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None) -> str:
     """Ask the planner; the separable path only for exactly separable, fixed kernels."""
 
-    def separable() -> bool:
-        if spec.ndim < 2 or (torch.is_grad_enabled() and w.requires_grad):
-            return False
-        rtol = _tolerance(w.dtype, 32)
-        return _small(cache, w).get(w, "rank-one", lambda: is_rank_one(w, rtol))
-
     def runner(name: str) -> Callable[[], Tensor]:
         def run() -> Tensor:
             with torch.no_grad():
-                return _METHODS[name](x, w, spec, cache)
+                return REGISTRY[name].run(x, w, spec, cache)
 
         return run
 
-    return plan.choose(x, w, spec, runner, separable, _spectrum_kept(x, w, spec, cache))
+    def separable() -> bool:
+        return exactly_separable(w, cache)
 
-
-def _spectrum_kept(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None) -> bool:
-    """Whether the FFT method keeps this kernel's spectrum between calls (see ``_fft``)."""
-    if cache is not None:
-        return True
-    if (torch.is_grad_enabled() and w.requires_grad) or w.is_inference():
-        return False
-    return _spectrum_bytes(spec, w.shape[0], x.dtype == torch.float64) <= SMALL_SPECTRUM_BYTES
-
-
-@functools.lru_cache(maxsize=4096)
-def _spectrum_bytes(spec: ConvSpec, out_channels: int, double: bool) -> int:
-    return fft_work(spec, 1, out_channels)["spectrum"] * (16 if double else 8)
+    return planner.choose(x, w, spec, runner, separable, spectrum_kept(x, w, spec, cache))
 
 
 def conv(
@@ -277,7 +86,7 @@ def conv(
         method: ``"direct"`` (``torch.nn.functional.convNd``: oneDNN on CPU, cuDNN on GPU),
             ``"fft"`` (:func:`gridconv.fft_conv`), ``"separable"`` (1-D passes over an exact
             decomposition, :func:`gridconv.separable_conv`), or ``"auto"``: the fastest for
-            this shape by :mod:`gridconv.plan`'s cost model, or measured inside
+            this shape by the methods' cost models (:mod:`gridconv.plan`), or measured inside
             ``with gridconv.planning("measure")``. Auto takes the separable path only for a
             kernel that is exactly separable (to rounding) and needs no gradient, so it
             never changes results beyond rounding.
@@ -336,11 +145,11 @@ def conv(
         groups=groups,
         padding_mode=padding_mode,
     )
-    if cache is not None and torch.is_grad_enabled() and w.requires_grad:
+    if cache is not None and wants_grad(w):
         cache = None  # a cached transform of w would cut the gradient to w
     if method == "auto":
         method = _auto(x, w, spec, cache)
-    return finish(_METHODS[method](x, w, spec, cache), bias, batched)
+    return finish(REGISTRY[method].run(x, w, spec, cache), bias, batched)
 
 
 def auto_method_for(

@@ -14,48 +14,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from gridconv._checks import check_same_kind, check_tensor
 from gridconv._shapes import Padding
-from gridconv.functional._spec import ConvSpec, check_bias, check_input, conv_spec, finish
+from gridconv.functional._spec import ConvSpec, check_bias, finish
+from gridconv.functional._unshared import setup_unshared
 from gridconv.functional.padding import pad, pad_adjoint
 
-_TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-# oneDNN's strided convolutions, forward and backward, run 15-30 % faster channels-last on
-# CPU (measured here); tiled_conv uses them there. CUDA keeps torch's default layout.
-_CHANNELS_LAST = {2: torch.channels_last, 3: torch.channels_last_3d}
 CHUNK_BYTES = 4 * 2**20  # the gathered patches of one slab stay under this (measured: 1-2 MiB
 # cost 10-15 % more Python and add calls, 8-16 MiB gain nothing)
-
-
-def _split_weight(w: object, name: str) -> int:
-    """``w`` is ``(*lead, C_out, C_in, *kernel_size)`` with 1-3 spatial dims; returns d."""
-    w = check_tensor(name, w)
-    if w.ndim not in (4, 6, 8):
-        raise ValueError(
-            f"`{name}` must have shape (*{'out_spatial' if name == 'w' else 'tile_size'}, "
-            f"C_out, C_in, *kernel_size) with 1, 2 or 3 spatial dims, i.e. 4, 6 or 8 dims; "
-            f"got shape {tuple(w.shape)}."
-        )
-    if 0 in w.shape:
-        raise ValueError(f"`{name}` must have no empty dims, got shape {tuple(w.shape)}.")
-    return (w.ndim - 2) // 2
-
-
-def _setup(
-    x: Tensor, w: Tensor, bias: Tensor | None, name: str, **hyper: Any
-) -> tuple[Tensor, ConvSpec, bool, int]:
-    """Validate ``op(x, w, bias, ...)`` for local and tiled weights; batch ``x``."""
-    d = _split_weight(w, name)
-    batched = check_input(x, d)
-    check_same_kind(x=x, w=w)
-    if not batched:
-        x = x.unsqueeze(0)
-    spec = conv_spec(tuple(w.shape[d:]), x.shape[1], x.shape[2:], groups=1, **hyper)
-    return x, spec, batched, d
 
 
 def _patches(slab: Tensor, spec: ConvSpec) -> Tensor:
@@ -71,7 +39,7 @@ def _patches(slab: Tensor, spec: ConvSpec) -> Tensor:
     """
     d = spec.ndim
     C, N = slab.shape[0], slab.shape[-1]
-    spans = _spans(spec)
+    spans = spec.span
     for i in range(d):
         slab = slab.unfold(1 + i, spans[i], spec.stride[i])  # (C, *out, N, *span)
     if any(dl > 1 for dl in spec.dilation):
@@ -186,11 +154,6 @@ class _LocalConv(torch.autograd.Function):
         return grad_x, None if grad_w is None else grad_w.reshape(w.shape), None
 
 
-def _spans(spec: ConvSpec) -> list[int]:
-    """The extent of a (dilated) kernel per dim."""
-    return [dl * (k - 1) + 1 for k, dl in zip(spec.kernel_size, spec.dilation)]
-
-
 def local_conv(
     x: Tensor,
     w: Tensor,
@@ -233,7 +196,7 @@ def local_conv(
         >>> gc.local_conv(x, w).shape
         torch.Size([2, 4, 8, 8])
     """
-    x, spec, batched, d = _setup(
+    x, spec, batched, d = setup_unshared(
         x,
         w,
         bias,
@@ -252,12 +215,3 @@ def local_conv(
         )
     check_bias(bias, x, w.shape[d], spec.output_size)
     return finish(_LocalConv.apply(x, w, spec), bias, batched)
-
-
-def __getattr__(name: str) -> object:
-    """``tiled_conv`` as DESIGN.md places it (here), though it lives in its own module."""
-    if name == "tiled_conv":
-        from gridconv.functional.tiled import tiled_conv
-
-        return tiled_conv
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from gridconv._shapes import Padding, ntuple
 from gridconv.functional._spec import ConvSpec, check_bias, finish
-from gridconv.functional.local import _setup, _spans
+from gridconv.functional._unshared import setup_unshared
 from gridconv.functional.padding import pad, pad_adjoint
 
 _TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -47,7 +47,7 @@ def _phases(spec: ConvSpec, tile: tuple[int, ...]) -> list[tuple[int, tuple, tup
         fills = (..., *(slice(a, None, t) for a, t in zip(offset, tile)))
         # a view as long as the whole input: right only where it gives the same output count
         # (one more output would read past the kernel's part of the input)
-        counts = zip(offset, tile, spec.output_size, _spans(spec), spec.input_size, spec.pairs)
+        counts = zip(offset, tile, spec.output_size, spec.span, spec.input_size, spec.pairs)
         exact = all(
             len(range(a, o, t)) == (n + sum(p) - span) // (s * t) + 1
             for (a, t, o, span, n, p), s in zip(counts, spec.stride)
@@ -441,7 +441,7 @@ def tiled_conv(
         >>> gc.tiled_conv(torch.randn(1, 3, 13, 13), w, padding="same").shape
         torch.Size([1, 4, 13, 13])
     """
-    x, spec, batched, d = _setup(
+    x, spec, batched, d = setup_unshared(
         x,
         w,
         bias,

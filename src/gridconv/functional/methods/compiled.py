@@ -1,6 +1,7 @@
-"""1-D FFT convolution on the CPU by the compiled overlap-save kernel (gridconv._native).
+"""1-D FFT convolution on the CPU by the compiled overlap-save kernel (gridconv._native): the
+FFT method's fast path, with its own rule of when it applies and its own cost model.
 
-torch's path (:mod:`gridconv.functional.fft`) makes each stage a pass over memory: padded
+torch's path (:mod:`gridconv.functional.methods.fft`) makes each stage a pass over memory: padded
 tiles, spectra, spectra frequency-major for the mixing matmul, products, inverse, valid
 parts. The compiled kernel takes eight tiles at a time through every stage while they are in
 cache, a tile per vector lane, at power-of-two lengths. It has no backward pass, so it runs
@@ -10,14 +11,13 @@ results agree with torch's path to float32 rounding.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from gridconv import _native
+from gridconv import _memo, _native
 from gridconv.functional._spec import ConvSpec, dilate_kernel
 from gridconv.functional.padding import pad
 
@@ -59,7 +59,7 @@ def _cost(
     return tiles * length * per_point * (1 + WORKSPACE_SPILL * max(0, workspace - 1))
 
 
-@functools.lru_cache(maxsize=4096)
+@_memo.cached()
 def compiled_length(
     padded: int, kernel: int, in_channels: int, out_channels: int, groups: int
 ) -> int | None:
@@ -78,11 +78,6 @@ def compiled_length(
     return None if best is None else best[1]
 
 
-def _dilated_size(spec: ConvSpec) -> int:
-    ((k,), (dl,)) = spec.kernel_size, spec.dilation
-    return dl * (k - 1) + 1
-
-
 def applies(x: Tensor, w: Tensor, spec: ConvSpec) -> bool:
     """Whether ``fft_conv`` takes the compiled path for this call: 1-D, on the CPU, float32
     (or half precision, computed in float32), no gradient wanted, a length that fits, and
@@ -93,8 +88,9 @@ def applies(x: Tensor, w: Tensor, spec: ConvSpec) -> bool:
         return False
     if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad):
         return False
-    padded = spec.input_size[0] + sum(spec.pairs[0])
-    length = compiled_length(padded, _dilated_size(spec), spec.in_channels, w.shape[0], spec.groups)
+    length = compiled_length(
+        spec.padded_size[0], spec.span[0], spec.in_channels, w.shape[0], spec.groups
+    )
     return length is not None and _native.available()
 
 
@@ -103,8 +99,7 @@ def prepare(w: Tensor, spec: ConvSpec) -> CompiledKernel:
     O = w.shape[0]
     w = dilate_kernel(w.detach().to(torch.float32), spec.dilation)
     kernel = w.shape[-1]
-    padded = spec.input_size[0] + sum(spec.pairs[0])
-    length = compiled_length(padded, kernel, spec.in_channels, O, spec.groups)
+    length = compiled_length(spec.padded_size[0], kernel, spec.in_channels, O, spec.groups)
     if length is None:
         raise ValueError(f"w: no transform length fits a kernel of {kernel} taps")
     # the 1/2 of splitting and of merging the real spectra, and the 1/(L/2) of the inverse
@@ -143,10 +138,29 @@ def apply(x: Tensor, kernel: CompiledKernel, spec: ConvSpec) -> Tensor:
 
 def work(spec: ConvSpec, batch: int, out_channels: int) -> float:
     """The work of the compiled path, in the units of :func:`_cost` (for the planner)."""
-    padded = spec.input_size[0] + sum(spec.pairs[0])
-    kernel = _dilated_size(spec)
+    padded, kernel = spec.padded_size[0], spec.span[0]
     length = compiled_length(padded, kernel, spec.in_channels, out_channels, spec.groups)
     if length is None:
         return math.inf
     valid = padded - kernel + 1
     return batch * _cost(length, kernel, valid, spec.in_channels, out_channels, spec.groups)
+
+
+# Seconds per unit of `work`, per padded input element (the padded copy), per call; kernel
+# kept. Fitted on 17 shapes, 1 - 64 channels, K3 - K4096, within 0.74 - 1.37x
+# (benchmarks/calibrate_compiled.py).
+CPU = {
+    "fft_compiled_unit": 1.74e-11,
+    "fft_compiled_per_point": 4.07e-10,
+    "fft_compiled_overhead": 2.7e-5,
+}
+
+
+def seconds(batch: int, out_channels: int, spec: ConvSpec) -> float:
+    """Predicted time of the compiled path, its kernel's transform kept (CPU only)."""
+    points = batch * spec.in_channels * spec.padded_size[0]
+    return (
+        CPU["fft_compiled_unit"] * work(spec, batch, out_channels)
+        + CPU["fft_compiled_per_point"] * points
+        + CPU["fft_compiled_overhead"]
+    )

@@ -1,0 +1,32 @@
+"""The convolution methods, one module each, and the planner that chooses among them.
+
+Each method module (``direct``, ``fft``, ``separable``; ``compiled`` is the FFT method's
+compiled 1-D path) owns everything about its method: when it applies, its cost and its
+calibrated constants, how it prepares a kernel, how it runs and its backward pass. A module
+that defines ``METHOD`` (a :class:`~gridconv.functional.methods.base.Method`) is found and
+registered here: adding a method such as Winograd takes one new file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from gridconv.functional.methods.base import KernelCache, Method
+
+
+def _discover() -> dict[str, Method]:
+    found = []
+    for info in pkgutil.iter_modules(__path__):
+        if info.name in ("base", "planner"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        method = getattr(module, "METHOD", None)
+        if isinstance(method, Method):
+            found.append(method)
+    return {m.name: m for m in sorted(found, key=lambda m: (m.order, m.name))}
+
+
+REGISTRY: dict[str, Method] = _discover()
+
+__all__ = ["REGISTRY", "KernelCache", "Method"]

@@ -1,0 +1,128 @@
+"""What every convolution method shares: the :class:`Method` record the registry holds, and
+the caches of transformed kernels (a layer's :class:`KernelCache`, and the small per-tensor
+ones kept for functional calls).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gridconv import _memo
+from gridconv.functional._spec import ConvSpec
+
+_MISSING = object()  # a cache entry not built yet (None is a valid entry)
+
+
+class KernelCache:
+    """Transformed kernels (FFT spectra, separable factors, plans) of one weight tensor.
+
+    Entries stay valid while that very tensor is unchanged: any in-place update (an
+    optimizer step, ``load_state_dict``) bumps its version and empties the cache.
+    ``gridconv.nn`` layers in eval mode pass theirs to :func:`conv`; it is ignored when
+    gradients must flow to the weight.
+    """
+
+    def __init__(self) -> None:
+        self._owner: weakref.ref[Tensor] | None = None
+        self._stamp: tuple = ()
+        self._entries: dict[Hashable, Any] = {}
+
+    def get(self, w: Tensor, key: Hashable, build: Callable[[], Any]) -> Any:
+        """The entry ``key`` for ``w``, built by ``build()`` on a miss."""
+        if w.is_inference():  # no version counter: an in-place change would go unseen
+            return build()
+        stamp = (w._version, w.data_ptr(), w.shape, w.dtype, w.device)
+        if self._owner is None or self._owner() is not w or self._stamp != stamp:
+            self.clear()
+            self._owner, self._stamp = weakref.ref(w), stamp
+        entry = self._entries.get(key, _MISSING)
+        if entry is _MISSING:
+            entry = self._entries[key] = build()
+        return entry
+
+    def clear(self) -> None:
+        self._owner, self._stamp = None, ()
+        self._entries.clear()
+
+    # A cache is never saved or copied with its module: a copy starts empty.
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__()
+
+    def __deepcopy__(self, memo: dict) -> KernelCache:
+        return KernelCache()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def cached(cache: KernelCache | None, w: Tensor, key: Hashable, build: Callable[[], Any]) -> Any:
+    """``cache``'s entry ``key`` for ``w``; without a cache, ``build()`` afresh."""
+    return build() if cache is None else cache.get(w, key, build)
+
+
+# What is small to keep (whether a kernel is separable, and its factors) is kept per kernel
+# tensor even without a layer's cache, so that repeated functional calls with one fixed
+# kernel (a Gaussian blur, say) decompose it once; spectra only when they are small.
+# Keyed by id(w), with a weak reference that proves the entry is w's and removes it when w
+# dies (before its id can be reused): a lookup costs a dict get, where torch's
+# WeakIdKeyDictionary builds a reference object per lookup (4 us of a 0.7 ms call).
+SMALL_CACHES: dict[int, tuple[weakref.ref[Tensor], KernelCache]] = _memo.register(
+    "per-tensor kernel caches", {}
+)
+
+
+def small(cache: KernelCache | None, w: Tensor) -> KernelCache:
+    """``cache`` itself, or the small cache kept with the tensor ``w`` while it lives."""
+    if cache is not None:
+        return cache
+    key = id(w)
+    entry = SMALL_CACHES.get(key)
+    if entry is not None and entry[0]() is w:
+        return entry[1]
+
+    def forget(ref: weakref.ref[Tensor]) -> None:
+        if SMALL_CACHES.get(key, (None,))[0] is ref:
+            del SMALL_CACHES[key]
+
+    kept = KernelCache()
+    SMALL_CACHES[key] = (weakref.ref(w, forget), kept)
+    return kept
+
+
+def wants_grad(*tensors: Tensor) -> bool:
+    """Whether autograd will want a gradient through any of ``tensors`` here and now."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+Runner = Callable[[Tensor, Tensor, ConvSpec, "KernelCache | None"], Tensor]
+
+
+@dataclass(frozen=True)
+class Method:
+    """One way to compute a convolution, as the dispatcher and the planner see it.
+
+    Attributes:
+        name: what ``conv(method=...)`` calls it.
+        run: ``(x, w, spec, cache) -> output`` without bias, for a batched, validated ``x``;
+            differentiable, with the method's own backward pass.
+        seconds: ``(batch, out_channels, spec, device, *, kept, compiled) -> seconds``,
+            the cost model's prediction (keywords a method has no use for are ignored).
+        order: the method's place among the candidates (ties go to the lower).
+        plannable: whether ``auto`` may consider it for a ``spec`` (before any check of the
+            kernel's values).
+    """
+
+    name: str
+    run: Runner
+    seconds: Callable[..., float]
+    order: int
+    plannable: Callable[[ConvSpec], bool] = lambda spec: True

@@ -1,0 +1,456 @@
+"""Convolution in the frequency domain (Goodfellow et al. 2016, sec. 9.8).
+
+Cross-correlation is a pointwise product of spectra: ``rfft(x) * conj(rfft(w))``. Transforms
+run at fast (2-3-5-7-smooth) lengths; the channels are mixed by one batched complex matmul
+per frequency; when the input is much larger than the kernel, it is cut into overlapping
+tiles (overlap-save), so each transform stays a few times the kernel's size. 1-D calls on
+the CPU that want no gradient run the compiled overlap-save kernel instead
+(:mod:`gridconv.functional.methods.compiled`), where the machine can build it.
+
+This module owns the FFT method: its cost model and constants, how it prepares a kernel
+(the spectrum, kept with a layer's cache or, when small, with the kernel tensor) and how it
+runs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from gridconv import _memo
+from gridconv.functional._spec import ConvSpec, dilate_kernel
+from gridconv.functional.methods import compiled as overlap_save
+from gridconv.functional.methods.base import KernelCache, Method, cached, small, wants_grad
+from gridconv.functional.methods.compiled import CompiledKernel
+from gridconv.functional.padding import pad
+
+# Fitted on a 2-core x86 CPU by benchmarks/calibrate.py (see gridconv.plan). The work is
+# counted in FFT butterflies (per point per log2 of the length); `fft_mix`, `fft_copy` and
+# `fft_kernel` weigh the other kinds against one: a complex multiply-add of the channel
+# mixing, a copied point of an overlapping tile, a complex multiply-add of the kernel's DFT.
+CPU = {
+    "fft_unit_1d": 1.02e-10,  # seconds per butterfly
+    "fft_unit_2d": 1.65e-10,
+    "fft_unit_3d": 2.94e-10,
+    "fft_mix": 2.67,
+    "fft_copy": 1.98,
+    "fft_kernel": 0.062,
+    "fft_overhead": 3.15e-4,
+    # transforming the kernel, part of the above: fitted on 36 shapes (within 1.5x) for
+    # calls that keep the spectrum (seconds; per byte of complex64 spectrum; per kernel
+    # multiply-add)
+    "fft_prepare_overhead": 8.5e-5,
+    "fft_prepare_per_byte": 1.68e-10,
+    "fft_prepare_per_kernel": 3.7e-12,
+}
+# FFTs cost launches on a GPU. Not calibrated (no GPU was at hand): use planning("measure").
+CUDA = {
+    **CPU,
+    "fft_unit_1d": 2e-12,
+    "fft_unit_2d": 2e-12,
+    "fft_unit_3d": 2e-12,
+    "fft_overhead": 1e-4,
+}
+
+
+def _smooth(n: int) -> int:
+    """The smallest 2-3-5-7-smooth integer ``>= n``."""
+    best = 1 << max(n - 1, 0).bit_length()
+    p7 = 1
+    while p7 < best:
+        p5 = p7
+        while p5 < best:
+            p3 = p5
+            while p3 < best:
+                m = p3
+                while m < n:
+                    m *= 2
+                best = min(best, m)
+                p3 *= 3
+            p5 *= 5
+        p7 *= 7
+    return best
+
+
+@_memo.cached()
+def fast_length(n: int) -> int:
+    """The smallest even 2-3-5-7-smooth integer ``>= n``: a length FFTs transform fast.
+
+    Real FFTs of odd lengths run about twice as slow (MKL and pocketfft alike), so the
+    length is also even.
+
+    Example:
+        >>> [fast_length(n) for n in (1, 11, 97, 1000, 1025)]
+        [2, 12, 98, 1000, 1050]
+    """
+    return 2 * _smooth(-(-n // 2))
+
+
+# Only dims longer than this are cut into tiles: on shorter ones (every dim of an image or
+# a volume, so far) a whole transform measured as fast or faster than any tiling.
+TILE_ABOVE = 4096
+
+
+def _bins(lengths: Sequence[int]) -> int:
+    """Complex numbers in a real transform of ``lengths`` (half of the last dim, plus one)."""
+    return math.prod(lengths[:-1]) * (lengths[-1] // 2 + 1)
+
+
+def _work(
+    lengths: Sequence[int], tiles: int, channels: int, mixing: int
+) -> tuple[float, float, float]:
+    """Per image: FFT butterflies, copied tile points, and mixing multiply-adds.
+
+    A transform along a dim longer than 16384 points falls out of cache: measured, each
+    doubling of its length beyond that costs half as much again per butterfly.
+    """
+    points = tiles * math.prod(lengths)
+    bins = tiles * _bins(lengths)
+    spill = 1 + 0.5 * max(0.0, math.log2(max(lengths) / 16384))
+    fft = spill * channels * points * math.log2(max(math.prod(lengths), 2))
+    copy = channels * points if tiles > 1 else 0.0
+    return fft, copy, mixing * bins
+
+
+def _transform_cost(lengths: Sequence[int], tiles: int, channels: int, mixing: int) -> float:
+    """Relative cost per image of ``tiles`` transforms of ``lengths``: FFTs, mixing, copies."""
+    fft, copy, mix = _work(lengths, tiles, channels, mixing)
+    return fft + CPU["fft_copy"] * copy + CPU["fft_mix"] * mix
+
+
+@_memo.cached()
+def tile_plan(
+    padded: tuple[int, ...],
+    kernel: tuple[int, ...],
+    in_channels: int,
+    out_channels: int,
+    groups: int,
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """How to transform: outputs per tile and FFT length per dim, cheapest first.
+
+    One tile (the whole padded input) along a dim is the plain FFT method; more tiles is
+    overlap-save, each tile ``block + kernel - 1`` long and transformed at a fast length.
+
+    Returns:
+        ``(block, lengths)``: valid outputs per tile and transform length, per dim.
+    """
+    channels = in_channels + out_channels
+    mixing = in_channels * out_channels // groups
+    choices = []
+    for p, k in zip(padded, kernel):
+        valid = p - k + 1
+        options = [(valid, fast_length(p))]  # (block, length)
+        for mult in (4, 6, 8, 12, 16, 24, 32):  # shorter tiles lose to their copies
+            length = fast_length(mult * k)
+            block = length - k + 1
+            if valid > TILE_ABOVE and block < valid and length < options[0][1]:
+                options.append((block, length))
+        choices.append(options)
+    best = None
+    for combo in itertools.product(*choices):
+        blocks = tuple(b for b, _ in combo)
+        lengths = tuple(n for _, n in combo)
+        tiles = math.prod(-(-(p - k + 1) // b) for p, k, b in zip(padded, kernel, blocks))
+        # The kernels' transform, once per call, weighed against one image's work. Without
+        # it, 32 x 32 channels of 16384 points went whole: 104 ms instead of 5.6 in tiles.
+        # (Where the spectrum is kept between calls, longer tiles would do: 1-D K1024 of
+        # the bench runs 10.2-10.8 ms in these tiles, 9.5 in those.)
+        cost = _transform_cost(lengths, tiles, channels, mixing)
+        cost += CPU["fft_kernel"] * mixing * _bins(lengths) * kernel[0]
+        if best is None or cost < best[0]:
+            best = (cost, blocks, lengths)
+    return best[1], best[2]
+
+
+def fft_work(spec: ConvSpec, batch: int, out_channels: int) -> dict[str, float]:
+    """The work of :func:`fft_conv` for this convolution, by kind (see the weights above):
+    ``fft`` butterflies, ``copy`` tile points, ``mix`` and ``kernel`` multiply-adds; and
+    ``spectrum``, the complex numbers of the transformed kernel."""
+    kernel, padded = spec.span, spec.padded_size
+    blocks, lengths = tile_plan(padded, kernel, spec.in_channels, out_channels, spec.groups)
+    tiles = math.prod(-(-(p - k + 1) // b) for p, k, b in zip(padded, kernel, blocks))
+    channels = spec.in_channels + out_channels
+    mixing = spec.in_channels * out_channels // spec.groups
+    fft, copy, mix = _work(lengths, tiles, channels, mixing)
+    bins = _bins(lengths)
+    return {
+        "fft": batch * fft,
+        "copy": batch * copy,
+        "mix": batch * mix,
+        "kernel": mixing * bins * kernel[0],
+        "spectrum": mixing * bins,
+    }
+
+
+@dataclass(frozen=True)
+class FFTKernel:
+    """A kernel transformed for one input size: what eval-mode layers cache."""
+
+    spectrum: Tensor  # conj(rfftn(w)): (Fn, G, Cg, Og), or (G, Og, Fn) when Cg == 1
+    blocks: tuple[int, ...]
+    lengths: tuple[int, ...]
+    kernel: tuple[int, ...]  # dilated kernel size
+    out_channels: int
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """FFTs run in float32 for the half-precision types, which torch.fft does not cover."""
+    return dtype if dtype in (torch.float32, torch.float64) else torch.float32
+
+
+def _conj_dft(w: Tensor, dim: int, length: int, half: bool) -> Tensor:
+    """``conj(fft(w, n=length, dim=dim))`` (``rfft`` when ``half``): the correlation spectrum.
+
+    A short kernel is transformed by a matrix product with the (conjugate) DFT matrix, which
+    costs ``k`` multiply-adds per frequency and keeps any memory layout; a long one by FFT.
+    """
+    k = w.shape[dim]
+    bins = length // 2 + 1 if half else length
+    double = w.dtype in (torch.float64, torch.complex128)
+    complex_dtype = torch.complex128 if double else torch.complex64
+    if k > 4 * math.log2(max(length, 2)):
+        if half:  # a real kernel: the first transform
+            return torch.fft.rfft(w, n=length, dim=dim).conj_physical()
+        # sum_k w[k] e^{+2 pi i f k / L}: an unnormalised inverse FFT
+        return torch.fft.ifft(w.to(complex_dtype), n=length, dim=dim, norm="forward")
+    dft = _conj_dft_matrix(k, length, bins, complex_dtype, w.device)
+    return torch.tensordot(dft, w.to(complex_dtype), dims=([1], [dim])).movedim(0, dim)
+
+
+@_memo.cached(maxsize=256)
+def _conj_dft_matrix(
+    k: int, length: int, bins: int, dtype: torch.dtype, device: torch.device
+) -> Tensor:
+    """``exp(+2 pi i f j / length)`` for ``bins`` frequencies f and ``k`` taps j."""
+    f = torch.arange(bins, dtype=torch.float64, device=device)
+    phase = (f[:, None] * torch.arange(k, dtype=torch.float64, device=device)) % length
+    return torch.polar(torch.ones_like(phase), 2 * math.pi * phase / length).to(dtype)
+
+
+def prepare_fft(w: Tensor, spec: ConvSpec, compiled: bool = False) -> FFTKernel | CompiledKernel:
+    """Transform the (dilated) kernel at the lengths :func:`tile_plan` picks for ``spec``, or
+    for the compiled 1-D path when ``compiled`` (see
+    :func:`gridconv.functional.methods.compiled.applies`)."""
+    if compiled:
+        return overlap_save.prepare(w, spec)
+    d = spec.ndim
+    w = w.to(_compute_dtype(w.dtype))
+    out_channels, group_in = w.shape[:2]
+    w = dilate_kernel(w, spec.dilation)
+    kernel = tuple(w.shape[2:])
+    blocks, lengths = tile_plan(
+        spec.padded_size, kernel, spec.in_channels, out_channels, spec.groups
+    )
+    groups = spec.groups
+    # (C_out, Cg, *k) -> (*k, G, Cg, Og): transformed in place, the spectrum comes out in
+    # the (frequency, group, in, out) layout of the mixing matmul.
+    w = w.reshape(groups, out_channels // groups, group_in, *kernel)
+    spectrum = w.permute(*range(3, 3 + d), 0, 2, 1)
+    for i in reversed(range(d)):
+        spectrum = _conj_dft(spectrum, i, lengths[i], half=i == d - 1)
+    spectrum = spectrum.reshape(-1, groups, group_in, out_channels // groups)  # (Fn, G, Cg, Og)
+    if group_in == 1:
+        spectrum = spectrum[:, :, 0].permute(1, 2, 0)  # (G, Og, Fn)
+    return FFTKernel(spectrum.contiguous(), blocks, lengths, kernel, out_channels)
+
+
+# The spectra go frequency-major for the mixing matmul a block of rows (images or tiles) at
+# a time, so that a block's spectra stay in cache while they are scattered. Measured on the
+# spectra of 1-D tiles (4 images of 93 tiles of (8, 385) complex): one permuted copy 2.0 ms;
+# in blocks of 85 rows 0.8 ms; one image's 93 rows at a time 0.3 ms less again (4 MiB
+# blocks; other FFT shapes measured the same with 2 MiB). Blocks of fewer than 8 rows
+# (images, whose rows are megabytes) lose 3 %. (Gathering the products back the same way
+# loses: irfft reads the permuted view cheaply.)
+BLOCK_BYTES = 4 * 2**20
+BLOCK_ROWS_MIN = 8
+
+
+def _frequency_major(x_hat: Tensor, groups: int, keep: int) -> Tensor:
+    """``(N, C, T, *F)`` spectra, the first ``keep`` of each row's T tiles ->
+    ``(Fn, G, N * keep, Cg)``, a contiguous copy made a block of rows at a time."""
+    N, C, T = x_hat.shape[:3]
+    source = x_hat.reshape(N, groups, C // groups, T, -1)[:, :, :, :keep].permute(4, 1, 0, 3, 2)
+    out = torch.empty(source.shape, dtype=x_hat.dtype, device=x_hat.device)
+    rows = BLOCK_BYTES // (C * source.shape[0] * x_hat.element_size())  # (tile) rows per block
+    if x_hat.device.type != "cpu" or not BLOCK_ROWS_MIN <= rows < N * keep:
+        out.copy_(source)
+    elif keep == 1:  # whole images or volumes: blocks of them
+        for start in range(0, N, rows):
+            out[:, :, start : start + rows] = source[:, :, start : start + rows]
+    else:  # the tiles of one image at a time, in blocks of equal size
+        rows = -(-keep // -(-keep // rows))
+        for n, start in itertools.product(range(N), range(0, keep, rows)):
+            out[:, :, n, start : start + rows] = source[:, :, n, start : start + rows]
+    return out.reshape(source.shape[0], groups, N * keep, C // groups)
+
+
+def _mix(x_hat: Tensor, kernel: FFTKernel, groups: int, keep: int) -> Tensor:
+    """Sum over input channels of spectrum products, for the first ``keep`` of each row's
+    tiles: ``(N, C_in, T, *F) -> (N * keep, C_out, *F)``."""
+    N, _, T, *F = x_hat.shape
+    if kernel.spectrum.ndim == 3:  # one input channel per group: a broadcast product
+        if T > 1:
+            x_hat = x_hat[:, :, :keep].transpose(1, 2)
+        y = x_hat.reshape(N * keep, groups, 1, -1) * kernel.spectrum
+    else:  # (Fn, G, B, Cg) @ (Fn, G, Cg, Og) -> (B, G, Og, Fn)
+        y = torch.matmul(_frequency_major(x_hat, groups, keep), kernel.spectrum)
+        y = y.permute(2, 1, 3, 0)
+    return y.reshape(N * keep, kernel.out_channels, *F)
+
+
+def _tile_rows(x: Tensor, spec: ConvSpec, kernel: FFTKernel, T: int) -> Tensor:
+    """Overlap-save tiles of a 1-D signal as one strided view of a padded copy, which the
+    FFT reads in place: ``(N, C, n) -> (N * C * T, length)``, T tiles per row, of which the
+    first are used and the last few, which run into the next row, are not.
+
+    The rows are laid end to end, each ``T * block`` long, so that every tile of every row
+    starts a whole number of blocks from the first: the tiles of all rows are then one
+    window of length ``length`` every ``block`` points, a view the FFT reads as it is. Cut
+    out as a contiguous copy, they cost 0.5 ms more in a 7.7 ms convolution (1-D, K 64).
+    """
+    (b,), (length,) = kernel.blocks, kernel.lengths
+    N, C, n = x.shape
+    row = T * b
+    buffer = x.new_empty(N * C * row + length - b)  # the last row's last window runs over
+    rows = buffer[: N * C * row].view(N, C, row)
+    ((before, after),) = spec.pairs
+    if spec.padding_mode == "zeros":
+        rows[..., :before].zero_()
+        rows[..., before : before + n] = x
+        rows[..., before + n :].zero_()
+    else:
+        rows[..., : before + n + after] = pad(x, spec.pairs, spec.padding_mode)
+        rows[..., before + n + after :].zero_()
+    buffer[N * C * row :].zero_()
+    return buffer.unfold(0, length, b)
+
+
+# Tiles copied end to end cost less than the spare windows of the strided view past this
+# many spare per used one (a long kernel's tiles are few and long: a spare is costly).
+SPARE_TILES_MAX = 0.1
+
+
+def apply_fft(x: Tensor, kernel: FFTKernel | CompiledKernel, spec: ConvSpec) -> Tensor:
+    """Correlate a batched ``x`` with a prepared kernel; ``(N, C_in, *n) -> (N, C_out, *o)``."""
+    if isinstance(kernel, CompiledKernel):
+        return overlap_save.apply(x, kernel, spec)
+    d = spec.ndim
+    out_dtype = x.dtype
+    x = x.to(_compute_dtype(x.dtype))
+    N, C = x.shape[:2]
+    padded = list(spec.padded_size)
+    valid = [p - k + 1 for p, k in zip(padded, kernel.kernel)]
+    tiles = [-(-v // b) for v, b in zip(valid, kernel.blocks)]
+    spatial = tuple(range(-d, 0))
+    # per row of the strided view: the last used tile reads up to (tiles - 1) * b + length
+    spare = -(-kernel.lengths[0] // kernel.blocks[0]) - 1
+    if d == 1 and tiles[0] > 1 and spare <= SPARE_TILES_MAX * tiles[0]:
+        T = tiles[0] + spare
+        windows = _tile_rows(x, spec, kernel, T)
+        x_hat, keep = torch.fft.rfft(windows, n=kernel.lengths[0]).view(N, C, T, -1), tiles[0]
+    else:  # the tiles of every image as images of their own: (N * prod(tiles), C, 1, *F)
+        x_hat, keep = _tile_spectra(x, kernel, spec, padded, tiles).unsqueeze(2), 1
+    y = torch.fft.irfftn(_mix(x_hat, kernel, spec.groups, keep), s=kernel.lengths, dim=spatial)
+    y = y[(..., *(slice(0, b) for b in kernel.blocks))]  # the valid part of each tile
+    O = kernel.out_channels
+    # (N * prod(tiles), O, *block) -> (N, O, t_1 * b_1, ..., t_d * b_d)
+    y = y.reshape(N, *tiles, O, *kernel.blocks)
+    y = y.permute(0, d + 1, *(j for i in range(d) for j in (1 + i, d + 2 + i)))
+    y = y.reshape(N, O, *(t * b for t, b in zip(tiles, kernel.blocks)))
+    y = y[(..., *(slice(0, v, s) for v, s in zip(valid, spec.stride)))]
+    return y.to(out_dtype)
+
+
+def _tile_spectra(
+    x: Tensor, kernel: FFTKernel, spec: ConvSpec, padded: list[int], tiles: list[int]
+) -> Tensor:
+    """The spectra of overlap-save tiles cut out as copies (or of whole padded images):
+    ``(N, C, *n) -> (N * prod(tiles), C, *F)``."""
+    d = spec.ndim
+    C = x.shape[1]
+    # zeros after the end, so that the last tile is whole
+    extra = [t * b + k - 1 - p for t, b, k, p in zip(tiles, kernel.blocks, kernel.kernel, padded)]
+    if spec.padding_mode == "zeros":  # one pass
+        x = pad(x, tuple((b, a + e) for (b, a), e in zip(spec.pairs, extra)))
+    else:
+        x = pad(pad(x, spec.pairs, spec.padding_mode), tuple((0, e) for e in extra))
+    for i, (b, k) in enumerate(zip(kernel.blocks, kernel.kernel)):
+        x = x.unfold(2 + i, b + k - 1, b)  # (N, C, t_1.., t_i, ..., tile_1.., tile_i)
+    # (N, C, *tiles, *tile) -> (N * prod(tiles), C, *tile)
+    x = x.permute(0, *range(2, 2 + d), 1, *range(2 + d, 2 + 2 * d))
+    x = x.reshape(-1, C, *x.shape[-d:])
+    return torch.fft.rfftn(x, s=kernel.lengths, dim=tuple(range(-d, 0)))
+
+
+# --- the method: cost, kept spectra, run ----------------------------------------------------
+def seconds(
+    batch: int,
+    out_channels: int,
+    spec: ConvSpec,
+    device: torch.device,
+    *,
+    kept: bool = False,
+    compiled: bool = False,
+) -> float:
+    """Predicted time of the FFT method: transforming the kernel included, unless its
+    spectrum is ``kept`` from an earlier call; by the compiled 1-D kernel when ``compiled``
+    (see :func:`gridconv.functional.methods.compiled.applies`)."""
+    c = CUDA if device.type == "cuda" else CPU
+    work = fft_work(spec, batch, out_channels)
+    prepare = c["fft_prepare_overhead"] + c["fft_prepare_per_byte"] * 8 * work["spectrum"]
+    if compiled:
+        seconds = overlap_save.seconds(batch, out_channels, spec)
+        return seconds if kept else seconds + prepare  # the transform, as fitted for torch's path
+    units = (
+        work["fft"]
+        + c["fft_copy"] * work["copy"]
+        + c["fft_mix"] * work["mix"]
+        + c["fft_kernel"] * work["kernel"]
+    )
+    seconds = c[f"fft_unit_{spec.ndim}d"] * units + c["fft_overhead"]
+    if kept:
+        prepare += c["fft_prepare_per_kernel"] * work["kernel"]
+        seconds = max(seconds - prepare, seconds / 2)  # the fit is rough: never below half
+    return seconds
+
+
+# A spectrum up to this size is also kept with its kernel tensor (the last input size's
+# only), so that a fixed kernel convolved again and again is transformed once: the
+# transform takes 124 us of a 0.65 ms 256 x 256 convolution with a 7 x 7 kernel.
+SMALL_SPECTRUM_BYTES = 4 * 2**20
+
+
+def spectrum_kept(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None) -> bool:
+    """Whether :func:`run` keeps this kernel's spectrum between calls."""
+    if cache is not None:
+        return True
+    if wants_grad(w) or w.is_inference():
+        return False
+    return _spectrum_bytes(spec, w.shape[0], x.dtype == torch.float64) <= SMALL_SPECTRUM_BYTES
+
+
+@_memo.cached()
+def _spectrum_bytes(spec: ConvSpec, out_channels: int, double: bool) -> int:
+    return fft_work(spec, 1, out_channels)["spectrum"] * (16 if double else 8)
+
+
+def run(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None = None) -> Tensor:
+    """The FFT method: the kernel's spectrum from ``cache``, from the small cache kept with
+    ``w`` (the last input size's, when small), or transformed afresh."""
+    on_compiled = overlap_save.applies(x, w, spec)
+    if cache is not None or not spectrum_kept(x, w, spec, None):
+        key = ("fft", spec, on_compiled)
+        kernel = cached(cache, w, key, lambda: prepare_fft(w, spec, on_compiled))
+        return apply_fft(x, kernel, spec)
+    last = small(None, w).get(w, "fft", lambda: [None, None])  # [(spec, compiled), kernel]
+    if last[0] != (spec, on_compiled):
+        last[:] = (spec, on_compiled), prepare_fft(w, spec, on_compiled)
+    return apply_fft(x, last[1], spec)
+
+
+METHOD = Method(name="fft", run=run, seconds=seconds, order=1)

@@ -1,0 +1,114 @@
+"""The separable method: d one-dimensional passes over an exact decomposition of the kernel
+(sec. 9.8), as many terms as the kernel needs (one when it is separable).
+
+``auto`` takes it only for a kernel that is exactly separable to rounding and needs no
+gradient, so it never changes results beyond rounding. With a gradient to the kernel, the
+passes run forward and the direct convolution's exact gradients run backward.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gridconv.functional._spec import ConvSpec
+from gridconv.functional.methods.base import KernelCache, Method, small, wants_grad
+from gridconv.functional.padding import pad, pad_adjoint
+from gridconv.functional.separable import apply_separable, decompose, is_rank_one
+
+CPU = {
+    "separable_gmacs": 60.3,  # depthwise 1-D passes
+    "separable_per_point": 0.0,  # seconds per element read by a pass
+    "separable_per_moved_point": 4.37e-9,  # ... and by a pass along a dim other than the last
+    "separable_overhead": 3.44e-4,
+}
+# The 1-D passes cost launches on a GPU. Not calibrated: use planning("measure").
+CUDA = {
+    "separable_gmacs": 500.0,
+    "separable_per_point": 0.0,
+    "separable_per_moved_point": 0.0,
+    "separable_overhead": 3e-5,
+}
+
+
+def seconds(
+    batch: int, out_channels: int, spec: ConvSpec, device: torch.device, rank: int = 1, **_: Any
+) -> float:
+    """Predicted time of ``rank``-term separable passes."""
+    c = CUDA if device.type == "cuda" else CPU
+    fan = spec.in_channels * out_channels // spec.groups * rank
+    size = list(spec.padded_size)
+    macs = points = moved = 0
+    for i in reversed(range(spec.ndim)):  # the passes' order: the last dim first
+        points += batch * fan * math.prod(size)
+        if i < spec.ndim - 1:
+            moved += batch * fan * math.prod(size)  # the pass's dim is moved last and back
+        size[i] = spec.output_size[i]
+        macs += batch * fan * math.prod(size) * spec.kernel_size[i]
+    seconds = macs / (c["separable_gmacs"] * 1e9) + c["separable_per_point"] * points
+    return seconds + c["separable_per_moved_point"] * moved + c["separable_overhead"]
+
+
+@functools.cache
+def tolerance(dtype: torch.dtype, ulps: float) -> float:
+    """A relative tolerance of ``ulps`` units of rounding of ``dtype`` (float32 for halves)."""
+    return ulps * torch.finfo(dtype if dtype == torch.float64 else torch.float32).eps
+
+
+def exactly_separable(w: Tensor, cache: KernelCache | None) -> bool:
+    """Whether auto may take this method for ``w``: separable to rounding, no gradient wanted
+    (the answer is kept with the kernel)."""
+    if w.ndim < 4 or wants_grad(w):
+        return False
+    rtol = tolerance(w.dtype, 32)
+    return small(cache, w).get(w, "rank-one", lambda: is_rank_one(w, rtol))
+
+
+class _ExactSeparable(torch.autograd.Function):
+    """Separable passes forward; the direct convolution's exact gradients backward."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, w: Tensor, spec: ConvSpec, kernel: Any) -> Tensor:
+        ctx.save_for_backward(x, w)
+        ctx.spec = spec
+        return apply_separable(x, kernel, spec)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, w = ctx.saved_tensors
+        spec = ctx.spec
+        zeros = [0] * spec.ndim
+        gx, gw, _ = torch.ops.aten.convolution_backward(
+            grad,
+            pad(x, spec.pairs, spec.padding_mode),
+            w,
+            None,
+            list(spec.stride),
+            zeros,
+            list(spec.dilation),
+            False,
+            zeros,
+            spec.groups,
+            [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False],
+        )
+        if gx is not None:
+            gx = pad_adjoint(gx, spec.pairs, spec.padding_mode)
+        return gx, gw, None, None
+
+
+def run(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None = None) -> Tensor:
+    """Exact: as many separable terms as the kernel needs (one when it is separable)."""
+    rtol = tolerance(w.dtype, 8)
+    kernel = small(cache, w).get(w, "separable", lambda: decompose(w, rtol=rtol))
+    if wants_grad(w):
+        return _ExactSeparable.apply(x, w, spec, kernel)
+    return apply_separable(x, kernel, spec)
+
+
+METHOD = Method(
+    name="separable", run=run, seconds=seconds, order=2, plannable=lambda spec: spec.ndim > 1
+)
