@@ -18,6 +18,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -27,6 +28,7 @@ from gridconv.functional._spec import ConvSpec, dilate_kernel
 from gridconv.functional.methods import compiled as overlap_save
 from gridconv.functional.methods.base import KernelCache, Method, cached, small, wants_grad
 from gridconv.functional.methods.compiled import CompiledKernel
+from gridconv.functional.methods.fft_grad import gradient_spectra, input_gradient, kernel_gradient
 from gridconv.functional.padding import pad
 
 # Fitted on a 2-core x86 CPU by benchmarks/calibrate.py (see gridconv.plan). The work is
@@ -289,18 +291,25 @@ def _frequency_major(x_hat: Tensor, groups: int, keep: int) -> Tensor:
     return out.reshape(source.shape[0], groups, N * keep, C // groups)
 
 
-def _mix(x_hat: Tensor, kernel: FFTKernel, groups: int, keep: int) -> Tensor:
-    """Sum over input channels of spectrum products, for the first ``keep`` of each row's
-    tiles: ``(N, C_in, T, *F) -> (N * keep, C_out, *F)``."""
-    N, _, T, *F = x_hat.shape
-    if kernel.spectrum.ndim == 3:  # one input channel per group: a broadcast product
+def _mixing_layout(x_hat: Tensor, kernel: FFTKernel, groups: int, keep: int) -> Tensor:
+    """The input spectra as the mixing reads them, the first ``keep`` of each row's T tiles:
+    ``(N, C_in, T, *F)`` -> ``(Fn, G, N * keep, Cg)``, or ``(N * keep, G, 1, Fn)`` when
+    ``Cg == 1`` (a broadcast product)."""
+    N, _, T = x_hat.shape[:3]
+    if kernel.spectrum.ndim == 3:
         if T > 1:
             x_hat = x_hat[:, :, :keep].transpose(1, 2)
-        y = x_hat.reshape(N * keep, groups, 1, -1) * kernel.spectrum
+        return x_hat.reshape(N * keep, groups, 1, -1)
+    return _frequency_major(x_hat, groups, keep)
+
+
+def _mix(xs: Tensor, kernel: FFTKernel) -> Tensor:
+    """Sum over input channels of spectrum products: ``_mixing_layout`` -> ``(B, C_out, Fn)``."""
+    if kernel.spectrum.ndim == 3:  # one input channel per group: a broadcast product
+        y = xs * kernel.spectrum
     else:  # (Fn, G, B, Cg) @ (Fn, G, Cg, Og) -> (B, G, Og, Fn)
-        y = torch.matmul(_frequency_major(x_hat, groups, keep), kernel.spectrum)
-        y = y.permute(2, 1, 3, 0)
-    return y.reshape(N * keep, kernel.out_channels, *F)
+        y = torch.matmul(xs, kernel.spectrum).permute(2, 1, 3, 0)
+    return y.reshape(y.shape[0], kernel.out_channels, -1)
 
 
 def _tile_rows(x: Tensor, spec: ConvSpec, kernel: FFTKernel, T: int) -> Tensor:
@@ -339,31 +348,44 @@ def apply_fft(x: Tensor, kernel: FFTKernel | CompiledKernel, spec: ConvSpec) -> 
     """Correlate a batched ``x`` with a prepared kernel; ``(N, C_in, *n) -> (N, C_out, *o)``."""
     if isinstance(kernel, CompiledKernel):
         return overlap_save.apply(x, kernel, spec)
-    d = spec.ndim
-    out_dtype = x.dtype
+    xs, tiles = input_spectra(x, kernel, spec)
+    return assemble(_mix(xs, kernel), kernel, spec, x.shape[0], tiles).to(x.dtype)
+
+
+def input_spectra(x: Tensor, kernel: FFTKernel, spec: ConvSpec) -> tuple[Tensor, list[int]]:
+    """The spectra of ``x``'s overlap-save tiles (or whole padded images) in the mixing's
+    layout (see :func:`_mixing_layout`), and the tiles per dim."""
     x = x.to(_compute_dtype(x.dtype))
     N, C = x.shape[:2]
     padded = list(spec.padded_size)
     valid = [p - k + 1 for p, k in zip(padded, kernel.kernel)]
     tiles = [-(-v // b) for v, b in zip(valid, kernel.blocks)]
-    spatial = tuple(range(-d, 0))
     # per row of the strided view: the last used tile reads up to (tiles - 1) * b + length
     spare = -(-kernel.lengths[0] // kernel.blocks[0]) - 1
-    if d == 1 and tiles[0] > 1 and spare <= SPARE_TILES_MAX * tiles[0]:
+    if spec.ndim == 1 and tiles[0] > 1 and spare <= SPARE_TILES_MAX * tiles[0]:
         T = tiles[0] + spare
         windows = _tile_rows(x, spec, kernel, T)
         x_hat, keep = torch.fft.rfft(windows, n=kernel.lengths[0]).view(N, C, T, -1), tiles[0]
     else:  # the tiles of every image as images of their own: (N * prod(tiles), C, 1, *F)
         x_hat, keep = _tile_spectra(x, kernel, spec, padded, tiles).unsqueeze(2), 1
-    y = torch.fft.irfftn(_mix(x_hat, kernel, spec.groups, keep), s=kernel.lengths, dim=spatial)
-    y = y[(..., *(slice(0, b) for b in kernel.blocks))]  # the valid part of each tile
+    return _mixing_layout(x_hat, kernel, spec.groups, keep), tiles
+
+
+def assemble(y_hat: Tensor, kernel: FFTKernel, spec: ConvSpec, N: int, tiles: list[int]) -> Tensor:
+    """The output from the tiles' output spectra: ``(N * prod(tiles), O, Fn)`` -> inverse
+    transforms, the valid part of each tile, tiles side by side, strided: ``(N, O, *o)``."""
+    d = spec.ndim
     O = kernel.out_channels
+    F = [*kernel.lengths[:-1], kernel.lengths[-1] // 2 + 1]
+    y_hat = y_hat.reshape(-1, O, *F)
+    y = torch.fft.irfftn(y_hat, s=kernel.lengths, dim=tuple(range(-d, 0)))
+    y = y[(..., *(slice(0, b) for b in kernel.blocks))]  # the valid part of each tile
     # (N * prod(tiles), O, *block) -> (N, O, t_1 * b_1, ..., t_d * b_d)
     y = y.reshape(N, *tiles, O, *kernel.blocks)
     y = y.permute(0, d + 1, *(j for i in range(d) for j in (1 + i, d + 2 + i)))
     y = y.reshape(N, O, *(t * b for t, b in zip(tiles, kernel.blocks)))
-    y = y[(..., *(slice(0, v, s) for v, s in zip(valid, spec.stride)))]
-    return y.to(out_dtype)
+    valid = [p - k + 1 for p, k in zip(spec.padded_size, kernel.kernel)]
+    return y[(..., *(slice(0, v, s) for v, s in zip(valid, spec.stride)))]
 
 
 def _tile_spectra(
@@ -439,18 +461,69 @@ def _spectrum_bytes(spec: ConvSpec, out_channels: int, double: bool) -> int:
     return fft_work(spec, 1, out_channels)["spectrum"] * (16 if double else 8)
 
 
+class FFTConv(torch.autograd.Function):
+    """The FFT method with its own backward pass (see :mod:`.fft_grad`): the input gradient
+    from the kernel spectrum this forward used, the kernel gradient from the input spectra
+    it kept (only when the kernel wants a gradient). A double backward recomputes both from
+    ``x`` and ``w`` and goes through autograd."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, w: Tensor, spec: ConvSpec, kernel: FFTKernel) -> Tensor:
+        xs, tiles = input_spectra(x, kernel, spec)
+        y = assemble(_mix(xs, kernel), kernel, spec, x.shape[0], tiles).to(x.dtype)
+        ctx.save_for_backward(x, w, xs if ctx.needs_input_grad[1] else None)
+        ctx.spec, ctx.kernel, ctx.tiles = spec, kernel, tiles
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
+        x, w, xs = ctx.saved_tensors
+        spec, kernel, tiles = ctx.spec, ctx.kernel, ctx.tiles
+        want_x, want_w = ctx.needs_input_grad[:2]
+        if torch.is_grad_enabled():  # a double backward: from x and w, through autograd
+            kernel = prepare_fft(w, spec)
+            xs = input_spectra(x, kernel, spec)[0] if want_w else None
+        depthwise = kernel.spectrum.ndim == 3
+        g_hat = gradient_spectra(
+            g.to(_compute_dtype(g.dtype)),
+            spec,
+            kernel.blocks,
+            kernel.lengths,
+            tiles,
+            depthwise,
+            spec.groups,
+        )
+        gx = gw = None
+        if want_x:
+            gx = input_gradient(
+                g_hat, kernel.spectrum, spec, kernel.blocks, kernel.lengths, tiles, x.shape[0]
+            ).to(x.dtype)
+        if want_w:
+            gw = kernel_gradient(
+                g_hat, xs, spec, kernel.lengths, kernel.out_channels, depthwise
+            ).to(w.dtype)
+        return gx, gw, None, None
+
+
 def run(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None = None) -> Tensor:
     """The FFT method: the kernel's spectrum from ``cache``, from the small cache kept with
     ``w`` (the last input size's, when small), or transformed afresh."""
     on_compiled = overlap_save.applies(x, w, spec)
     if cache is not None or not spectrum_kept(x, w, spec, None):
         key = ("fft", spec, on_compiled)
-        kernel = cached(cache, w, key, lambda: prepare_fft(w, spec, on_compiled))
-        return apply_fft(x, kernel, spec)
-    last = small(None, w).get(w, "fft", lambda: [None, None])  # [(spec, compiled), kernel]
-    if last[0] != (spec, on_compiled):
-        last[:] = (spec, on_compiled), prepare_fft(w, spec, on_compiled)
-    return apply_fft(x, last[1], spec)
+        if wants_grad(w):  # transformed without a graph: FFTConv gives w its gradient
+            with torch.no_grad():
+                kernel = prepare_fft(w, spec, on_compiled)
+        else:
+            kernel = cached(cache, w, key, lambda: prepare_fft(w, spec, on_compiled))
+    else:
+        last = small(None, w).get(w, "fft", lambda: [None, None])  # [(spec, compiled), kernel]
+        if last[0] != (spec, on_compiled):
+            last[:] = (spec, on_compiled), prepare_fft(w, spec, on_compiled)
+        kernel = last[1]
+    if wants_grad(x, w) and isinstance(kernel, FFTKernel):
+        return FFTConv.apply(x, w, spec, kernel)
+    return apply_fft(x, kernel, spec)
 
 
 METHOD = Method(name="fft", run=run, seconds=seconds, order=1)
