@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
-from gridconv import bench
+import pytest
+import torch
+
+from gridconv import bench, bench_train
 from gridconv.cli import main
 
 
@@ -76,3 +79,24 @@ def test_local_suite_times_and_measures_memory(capsys):
     assert local["weight_grad"] == 20 * 20 * 8 * 4 * 25 * 4
     assert main(["bench", "--quick", "--suite", "local", "--rounds", "1"]) == 0
     assert "unfold+einsum" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("case", [*bench_train.QUICK, bench_train.TrainCase(2, 2, 3, (9, 10), 4)])
+def test_every_train_candidate_computes_the_same_convolution_and_gradients(case):
+    x, w, grad, found = bench_train.forwards(case)
+    ref = torch.nn.functional.conv2d if x.ndim == 4 else torch.nn.functional.conv1d
+    expected = ref(x, w, padding="same", groups=case.groups)
+    gx, gw = torch.autograd.grad(expected, (x, w), grad)
+    for name, fn in found.items():
+        out = fn()
+        torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4, msg=name)
+        for ours, want in zip(torch.autograd.grad(out, (x, w), grad), (gx, gw)):
+            torch.testing.assert_close(ours, want, rtol=1e-3, atol=1e-3, msg=name)
+    if case.long_depthwise:
+        assert "rfft recipe (2L)" in found
+
+
+def test_bench_train_suite_prints_choices_regret_and_memory(capsys):
+    assert main(["bench", "--suite", "train", "--quick", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "auto chose" in out and "regret_max" in out and "peak MB direct / fft" in out

@@ -127,19 +127,46 @@ def test_half_precision_is_computed_in_float32(compiled_calls):
 
 
 @needs_kernels
-def test_torch_ops_run_wherever_a_gradient_or_float64_is_wanted(compiled_calls):
-    """The compiled kernel has no backward: with a gradient to x or w, torch's path runs,
-    and gives it."""
-    x, w = torch.randn(2, 4, 300), torch.randn(3, 4, 20)
-    for xs, ws in ((x.requires_grad_(), w), (x.detach(), w.clone().requires_grad_())):
-        out = gc.fft_conv(xs, ws, padding="same")
-        out.sum().backward()
-        assert out.grad_fn is not None
-    gc.fft_conv(x.detach().double(), w.double(), padding="same")
+@pytest.mark.parametrize("stride, mode", [(1, "zeros"), (3, "reflect")])
+def test_the_compiled_path_trains_and_float64_takes_torchs(compiled_calls, stride, mode):
+    """With a gradient to x or w, the compiled kernel runs the forward and, for x, the
+    input gradient's correlation (the output gradient with the flipped kernel); the
+    kernel's gradient comes from torch's FFTs. Gradients match the direct method's."""
+    x, w = torch.randn(2, 4, 300), torch.randn(6, 2, 20)
+    kw = dict(padding="same", stride=stride, groups=2, padding_mode=mode)
+    for want_x, want_w in ((True, False), (False, True), (True, True)):
+        xs, ws = x.clone().requires_grad_(want_x), w.clone().requires_grad_(want_w)
+        compiled_calls.clear()
+        out = gc.fft_conv(xs, ws, **kw)
+        g = torch.randn_like(out)
+        out.backward(g)
+        assert type(out.grad_fn).__name__ == "CompiledFFTConvBackward"
+        padded = 300 + max((-(-300 // stride) - 1) * stride + 20 - 300, 0)  # "same"
+        assert compiled_calls == [padded - 19] + ([padded] if want_x else [])
+        xr, wr = x.double().requires_grad_(want_x), w.double().requires_grad_(want_w)
+        gc.conv(xr, wr, method="direct", **kw).backward(g.double())
+        for ours, ref in ((xs, xr), (ws, wr)):
+            assert (ours.grad is None) == (ref.grad is None)
+            if ref.grad is not None:
+                assert relative_error(ours.grad, ref.grad) < 1e-5
+    compiled_calls.clear()
+    gc.fft_conv(x.double(), w.double(), **kw)
     assert compiled_calls == []
-    with torch.no_grad():
-        gc.fft_conv(x, w.requires_grad_(), padding="same")
-    assert compiled_calls == [300]
+
+
+@needs_kernels
+def test_the_compiled_paths_double_backward_goes_through_autograd():
+    x = torch.randn(1, 2, 50, requires_grad=True)
+    w = torch.randn(2, 2, 7, requires_grad=True)
+    (gx,) = torch.autograd.grad(
+        gc.fft_conv(x, w, padding="same").pow(2).sum(), x, create_graph=True
+    )
+    gx.sum().backward()
+    xr, wr = x.detach().double().requires_grad_(), w.detach().double().requires_grad_()
+    out = gc.conv(xr, wr, padding="same", method="direct").pow(2).sum()
+    (gxr,) = torch.autograd.grad(out, xr, create_graph=True)
+    gxr.sum().backward()
+    assert relative_error(w.grad, wr.grad) < 1e-4
 
 
 @needs_kernels

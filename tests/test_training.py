@@ -127,3 +127,74 @@ def test_one_gradient_at_a_time():
             assert (ours.grad is None) == (ref.grad is None)
             if ref.grad is not None:
                 assert relative_error(ours.grad, ref.grad) <= 1e-10
+
+
+# --- planning for the pass that will run ---------------------------------------------------
+from gridconv import plan  # noqa: E402
+
+
+@pytest.fixture
+def fresh_plans():
+    plan.clear()
+    yield
+    plan.clear()
+
+
+def test_the_planner_costs_forward_and_training_calls_differently(fresh_plans):
+    """Depthwise 7 x 7: oneDNN's forward is fast and its backward 24-50x slower (measured),
+    so auto takes the direct method for inference and the FFT for training."""
+    x, w = torch.randn(8, 64, 56, 56), torch.randn(64, 1, 7, 7)
+    _, spec, _ = gc.functional._spec.setup(
+        x, w, None, stride=1, padding="same", dilation=1, groups=64, padding_mode="zeros"
+    )
+    cpu = torch.device("cpu")
+    forward = plan.estimates(8, 64, spec, cpu)
+    training = plan.estimates(8, 64, spec, cpu, False, False, (True, True))
+    w_only = plan.estimates(8, 64, spec, cpu, False, False, (False, True))
+    for name in forward:
+        assert forward[name] < w_only[name] < training[name]
+    assert min(forward, key=forward.get) == "direct"
+    assert min(training, key=training.get) == "fft"
+    kw = dict(padding="same", groups=64)
+    assert gc.functional.auto_method_for(x, w, **kw) == "direct"
+    trained = w.clone().requires_grad_()
+    assert gc.functional.auto_method_for(x, trained, **kw) == "fft"
+    with torch.no_grad():  # no gradient will be computed: the forward's choice
+        assert gc.functional.auto_method_for(x, trained, **kw) == "direct"
+
+
+def test_measuring_times_the_pass_that_will_run(monkeypatch, fresh_plans):
+    seen = {}
+    real = plan._time
+
+    def spy(candidates, device):
+        for name, run in candidates.items():
+            seen.setdefault(name, []).append(run().requires_grad)
+        return real(candidates, device)
+
+    monkeypatch.setattr(plan, "_time", spy)
+    x, w = torch.randn(2, 3, 40, 40), torch.randn(4, 3, 9, 9)
+    with gc.planning("measure"):
+        gc.conv(x, w, padding="same")
+        gc.conv(x, w.clone().requires_grad_(), padding="same")
+    assert seen["direct"] == [False, True] and seen["fft"] == [False, True]
+    keys = sorted(plan._measured)
+    assert len(keys) == 2 and keys[0].endswith("|kept")  # functional, fixed: spectrum kept
+    assert keys[1] == keys[0].removesuffix("|kept") + "|train-w"
+
+
+def test_wisdom_of_version_1_is_read_as_forward_choices(tmp_path, fresh_plans):
+    import json
+
+    x, w = torch.randn(1, 1, 64, 64), torch.randn(1, 1, 9, 9)
+    _, spec, _ = gc.functional._spec.setup(
+        x, w, None, stride=1, padding="same", dilation=1, groups=1, padding_mode="zeros"
+    )
+    key = plan.plan_key(x, w, spec, False, kept=True)
+    path = tmp_path / "old.json"
+    entry = {"format": "gridconv-wisdom", "version": 1, "entries": {key: "direct"}}
+    path.write_text(json.dumps(entry))
+    with gc.planning("measure", wisdom=path):
+        assert gc.functional.auto_method_for(x, w, padding="same") == "direct"
+    saved = json.loads(path.read_text())
+    assert saved["version"] == plan.WISDOM_VERSION and saved["entries"][key] == "direct"

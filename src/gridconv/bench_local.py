@@ -99,17 +99,31 @@ def time_case(
     took 5-9 % longer than timed after itself). Cases get more rounds, up to ``MAX_ROUNDS``,
     until the quickest candidate has had about ``budget`` seconds.
     """
-    steps = _steps(case)
+    return time_steps(_steps(case), rounds, seed, budget)
+
+
+Steps = dict[str, tuple[Callable[[], None], list[torch.Tensor]]]
+
+
+def time_steps(
+    steps: Steps, rounds: int = 7, seed: int = 0, budget: float = 0.25, slow: float = math.inf
+) -> dict[str, float]:
+    """:func:`time_case`'s protocol on any ``{name: (step, tensors with gradients)}``; a
+    candidate whose warm-up call takes over ``slow`` seconds is not run again (that call
+    is its time)."""
     first = {}
-    for name, (step, _) in steps.items():  # warm-up
+    for name, (step, params) in steps.items():  # warm-up
         start = time.perf_counter()
         step()
         first[name] = time.perf_counter() - start
+        for p in params:
+            p.grad = None
     warm = {name: t < WARM_BELOW for name, t in first.items()}
     total = max(rounds, min(MAX_ROUNDS, int(budget / min(first.values()))))
-    times: dict[str, list[float]] = {name: [] for name in steps}
+    times: dict[str, list[float]] = {name: [first[name]] for name in steps if first[name] > slow}
+    names = [name for name in steps if name not in times]
+    times.update({name: [] for name in names})
     order = random.Random(seed)
-    names = list(steps)
     for _ in range(total):
         order.shuffle(names)
         for name in names:
@@ -134,7 +148,12 @@ def _status(key: str) -> int:
 
 def peak_extra(case: LocalCase, name: str) -> dict[str, int]:
     """In this process: peak bytes above the inputs during one step (after a warm-up)."""
-    step, params = _steps(case)[name]
+    return step_peak(*_steps(case)[name])
+
+
+def step_peak(step: Callable[[], None], params: list[torch.Tensor]) -> dict[str, int]:
+    """In this process: peak bytes above what is held before one call of ``step`` (after a
+    warm-up call), and the bytes of the second tensor's gradient (the weight's)."""
     step()
     for p in params:
         p.grad = None

@@ -19,6 +19,7 @@ from gridconv import (
     __version__,
     bench,
     bench_local,
+    bench_train,
     data,
     experiments,
     kernels,
@@ -171,14 +172,40 @@ def _local_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _train_table(records: list[bench_train.TrainRecord]) -> str:
+    """Forward + backward medians in ms with their ratio to gridconv auto, memory."""
+    columns = [c for c in bench_train.COLUMNS if any(c in r.seconds for r in records)]
+    header = ["case", "auto chose", *columns, "regret", "peak MB direct / fft"]
+    rows = []
+    for r in records:
+        auto = r.seconds["auto"]
+        cells = [r.case, f"{r.auto_method} ({r.measured_method})"]
+        for c in columns:
+            if c not in r.seconds:
+                cells.append("-")
+            elif c == "auto":
+                cells.append(f"{auto * 1e3:.1f}")
+            else:
+                cells.append(f"{r.seconds[c] * 1e3:.1f} ({r.seconds[c] / auto:.2f}x)")
+        cells.append(f"{r.regret():.2f}")
+        peaks = [r.memory.get(m) for m in bench_train.METHODS]
+        cells.append(" / ".join("?" if p is None else f"{p['extra'] / 2**20:.0f}" for p in peaks))
+        rows.append(cells)
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
+
+
 def _bench(args: argparse.Namespace) -> int:
-    everything = (*bench.SUITES, "local")
+    everything = (*bench.SUITES, "local", "train")
     suites = tuple(args.suite) if args.suite else everything
     unknown = [s for s in suites if s not in everything]
     if unknown:
         raise ValueError(f"unknown --suite {unknown[0]!r}; expected one of {', '.join(everything)}")
     kept = keep_freed_memory() if not args.default_malloc else False
-    conv_suites = tuple(s for s in suites if s != "local")
+    conv_suites = tuple(s for s in suites if s not in ("local", "train"))
     if args.plot and "crossover" not in conv_suites:
         conv_suites = (*conv_suites, "crossover")
     meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "kept": kept}
@@ -195,6 +222,11 @@ def _bench(args: argparse.Namespace) -> int:
     if "local" in suites:
         print("local suite: timing, then memory in a fresh process per candidate", file=sys.stderr)
         result["local"] = bench_local.run(quick=args.quick, rounds=args.rounds)
+    if "train" in suites:
+        print("train suite: forward + backward, then memory in a fresh process", file=sys.stderr)
+        trained = bench_train.run(quick=args.quick, rounds=args.rounds)
+        result["train"] = [r.as_dict() for r in trained]
+        result["train_summary"] = bench_train.summary(trained)
     if args.json:
         print(json.dumps(result, indent=1))
     else:
@@ -212,6 +244,12 @@ def _bench(args: argparse.Namespace) -> int:
             print("\nforward + backward, (ratio to the convolution); memory: extra peak above the")
             print("inputs, and in brackets without the weight gradient (as large as the weight)")
             print(_local_table(result["local"]))
+        if "train" in result:
+            print("\nforward + backward (x and w want gradients), medians in ms, (ratio to auto);")
+            print("auto chose: by the cost model (measured); peak: extra memory of one step")
+            print(_train_table(trained))
+            for name, value in result["train_summary"].items():
+                print(f"{name:<28} {value:.3f}")
     if args.plot:
         bench.plot_crossover(records, args.plot)
         print(f"crossover plot written to {args.plot}", file=sys.stderr)

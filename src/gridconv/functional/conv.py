@@ -35,12 +35,28 @@ def _auto(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None) -> st
 def _plan(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None) -> str:
     """Ask the planner; the separable path only for exactly separable, fixed kernels."""
 
-    def runner(name: str) -> Callable[[], Tensor]:
-        def run() -> Tensor:
-            with torch.no_grad():
-                return REGISTRY[name].run(x, w, spec, cache)
+    want_x, want_w = planner.wanted_grads(x, w)
 
-        return run
+    def runner(name: str) -> Callable[[], Tensor]:
+        method = REGISTRY[name]
+        if not (want_x or want_w):
+
+            def run() -> Tensor:
+                with torch.no_grad():
+                    return method.run(x, w, spec, cache)
+
+            return run
+        # the pass that will run: forward and backward, on detached aliases (nothing reaches
+        # the caller's graph or .grad)
+        xs, ws = x.detach().requires_grad_(want_x), w.detach().requires_grad_(want_w)
+
+        def train() -> Tensor:
+            y = method.run(xs, ws, spec, None)
+            y.backward(torch.ones_like(y))
+            xs.grad = ws.grad = None
+            return y
+
+        return train
 
     def separable() -> bool:
         return exactly_separable(w, cache)

@@ -10,8 +10,7 @@ from torch import Tensor
 
 from gridconv._shapes import Padding
 from gridconv.functional._spec import finish, setup
-from gridconv.functional.methods import compiled
-from gridconv.functional.methods.fft import apply_fft, fast_length, prepare_fft, tile_plan
+from gridconv.functional.methods.fft import fast_length, run, tile_plan
 
 
 def fft_conv(
@@ -61,8 +60,7 @@ def fft_conv(
         groups=groups,
         padding_mode=padding_mode,
     )
-    kernel = prepare_fft(w, spec, compiled.applies(x, w, spec))
-    return finish(apply_fft(x, kernel, spec), bias, batched)
+    return finish(run(x, w, spec), bias, batched)
 
 
 __all__ = ["fast_length", "fft_conv", "tile_plan"]

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from gridconv import _memo, _native
-from gridconv.functional._spec import ConvSpec, dilate_kernel
+from gridconv.functional._spec import ConvSpec, conv_spec, dilate_kernel
 from gridconv.functional.padding import pad
 
 # Relative cost per tile point of the kernel's stages, measured (one thread, 4 x 8 x 65536,
@@ -80,18 +80,62 @@ def compiled_length(
 
 def applies(x: Tensor, w: Tensor, spec: ConvSpec) -> bool:
     """Whether ``fft_conv`` takes the compiled path for this call: 1-D, on the CPU, float32
-    (or half precision, computed in float32), no gradient wanted, a length that fits, and
-    the compiled kernels available on this machine."""
+    (or half precision, computed in float32), a length that fits (for the input gradient's
+    correlation too, when ``x`` wants a gradient), and the compiled kernels available on
+    this machine."""
     if spec.ndim != 1 or x.device.type != "cpu" or w.device.type != "cpu":
         return False
     if x.dtype not in (torch.float32, torch.float16, torch.bfloat16):
         return False
-    if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad):
+    O = w.shape[0]
+    if compiled_length(spec.padded_size[0], spec.span[0], spec.in_channels, O, spec.groups) is None:
         return False
-    length = compiled_length(
-        spec.padded_size[0], spec.span[0], spec.in_channels, w.shape[0], spec.groups
+    if torch.is_grad_enabled() and x.requires_grad:
+        back = adjoint_spec(spec, O)
+        if (
+            compiled_length(back.padded_size[0], back.span[0], O, spec.in_channels, spec.groups)
+            is None
+        ):
+            return False
+    return _native.available()
+
+
+@_memo.cached()
+def adjoint_spec(spec: ConvSpec, out_channels: int) -> ConvSpec:
+    """The correlation whose output is the padded input's gradient: the output gradient,
+    stride-upsampled to the valid length V and padded by ``span - 1`` on both sides, with
+    the flipped kernel, input and output channels exchanged in each group."""
+    (span,), (P,) = spec.span, spec.padded_size
+    return conv_spec(
+        (spec.in_channels, out_channels // spec.groups, span),
+        out_channels,
+        (P - span + 1,),
+        stride=1,
+        padding=[(span - 1, span - 1)],
+        dilation=1,
+        groups=spec.groups,
+        padding_mode="zeros",
     )
-    return length is not None and _native.available()
+
+
+def input_gradient(g: Tensor, w: Tensor, spec: ConvSpec) -> Tensor:
+    """The gradient of the padded input, ``(N, C_out, o) -> (N, C_in, P)``, by the compiled
+    correlation of the stride-upsampled output gradient with the flipped, transposed kernel
+    (the chapter's eq. 9.13)."""
+    O, Cg = w.shape[:2]
+    G = spec.groups
+    back = adjoint_spec(spec, O)
+    wd = dilate_kernel(w.detach().to(torch.float32), spec.dilation)  # (O, Cg, S)
+    wt = wd.reshape(G, O // G, Cg, -1).transpose(1, 2).reshape(G * Cg, O // G, -1).flip(-1)
+    N = g.shape[0]
+    (valid,) = back.input_size
+    (stride,) = spec.stride
+    if stride > 1:
+        full = g.new_zeros(N, O, valid, dtype=torch.float32)
+        full[..., ::stride] = g
+    else:
+        full = g.to(torch.float32)
+    return apply(full, prepare(wt, back), back)
 
 
 def prepare(w: Tensor, spec: ConvSpec) -> CompiledKernel:

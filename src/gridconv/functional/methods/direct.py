@@ -40,6 +40,12 @@ CPU = {
     "direct_im2col_limit": 4.8e8,  # im2col elements above which oneDNN gives up on GEMM
     "direct_per_point": 1.43e-9,  # seconds per padded input element (copies)
     "direct_overhead": 3.62e-5,
+    # The backward pass (per gradient, input or kernel): at the forward's rate, but where
+    # oneDNN has no fast backward kernel. Measured on the train suite's neighbours:
+    # depthwise kernels up to 10 wide (fast forward, 24-50x slower backward), 1-D kernels
+    # of every width (K7-K64: 4-16x the forward), 2-D kernels past 13 wide (K15: 9-16x).
+    "direct_backward_depthwise_gmacs": 3.3,
+    "direct_backward_slow_gmacs": 4.0,
 }
 # cuDNN is fast at every kernel size it supports. Not calibrated (no GPU was at hand): on a
 # GPU, use planning("measure").
@@ -55,12 +61,17 @@ CUDA = {
     "direct_im2col_limit": math.inf,
     "direct_per_point": 0.0,
     "direct_overhead": 1e-5,
+    "direct_backward_depthwise_gmacs": 5000.0,
+    "direct_backward_slow_gmacs": 5000.0,
 }
 
 # The widest kernels oneDNN's JIT kernels take (measured: with 8 x 8 kernels, the model
 # said 3x too slow in 2-D and picked the FFT over direct's 4.2 ms in 1-D at 8.0 ms).
 JIT_WIDEST = 8
 JIT_WIDEST_DEPTHWISE = 10
+# im2col + GEMM backward passes keep the forward's rate up to 13-wide kernels (measured at
+# 9, 11, 13: 3.0-3.1x the forward for both gradients; 15: 9-16x).
+GEMM_BACKWARD_WIDEST = 13
 
 
 def padded_points(batch: int, spec: ConvSpec) -> int:
@@ -69,15 +80,52 @@ def padded_points(batch: int, spec: ConvSpec) -> int:
 
 
 def seconds(
-    batch: int, out_channels: int, spec: ConvSpec, device: torch.device, **_: object
+    batch: int,
+    out_channels: int,
+    spec: ConvSpec,
+    device: torch.device,
+    *,
+    grads: tuple[bool, bool] = (False, False),
+    **_: object,
 ) -> float:
-    """Predicted time of torch's direct convolution (forward)."""
+    """Predicted time of torch's direct convolution: forward, plus the backward pass of
+    each gradient ``grads`` wants (of the input, of the kernel)."""
+    forward, rate = _forward(batch, out_channels, spec, device)
+    if not any(grads):
+        return forward
+    c = CUDA if device.type == "cuda" else CPU
+    macs = _macs(batch, out_channels, spec)
+    widest = max(spec.kernel_size)
+    group_in = spec.in_channels // spec.groups
+    if device.type == "cuda":
+        backward_rate = rate
+    elif group_in == 1 and spec.groups > 1 and widest <= JIT_WIDEST_DEPTHWISE:
+        backward_rate = c["direct_backward_depthwise_gmacs"]  # no JIT kernel backward
+    elif spec.ndim == 1 or widest > GEMM_BACKWARD_WIDEST:
+        backward_rate = c["direct_backward_slow_gmacs"]
+    else:
+        backward_rate = rate
+    per_gradient = macs / (backward_rate * 1e9) + c["direct_per_point"] * padded_points(batch, spec)
+    return forward + sum(grads) * per_gradient
+
+
+def _macs(batch: int, out_channels: int, spec: ConvSpec) -> int:
+    group_in = spec.in_channels // spec.groups
+    return (
+        batch * out_channels * math.prod(spec.output_size) * group_in * math.prod(spec.kernel_size)
+    )
+
+
+def _forward(
+    batch: int, out_channels: int, spec: ConvSpec, device: torch.device
+) -> tuple[float, float]:
+    """Seconds of the forward pass, and its rate in GMAC/s."""
     c = CUDA if device.type == "cuda" else CPU
     group_in = spec.in_channels // spec.groups
     pairs = group_in * out_channels // spec.groups  # channel pairs per group
     taps = math.prod(spec.kernel_size)
     out = math.prod(spec.output_size)
-    macs = batch * out_channels * out * group_in * taps
+    macs = _macs(batch, out_channels, spec)
     widest = max(spec.kernel_size)
     if spec.ndim == 3 and widest <= 3 and pairs <= 16:
         rate = c["direct_small3d_gmacs"]  # few channels, 3x3x3: not oneDNN's JIT (measured)
@@ -94,11 +142,8 @@ def seconds(
             rate = c["direct_ref_gmacs"]
         else:
             rate = c["direct_gemm_gmacs"] * pairs / (pairs + c["direct_gemm_half"])
-    return (
-        macs / (rate * 1e9)
-        + c["direct_per_point"] * padded_points(batch, spec)
-        + c["direct_overhead"]
-    )
+    points = padded_points(batch, spec)
+    return macs / (rate * 1e9) + c["direct_per_point"] * points + c["direct_overhead"], rate
 
 
 @_memo.cached()

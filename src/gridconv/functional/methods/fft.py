@@ -29,7 +29,7 @@ from gridconv.functional.methods import compiled as overlap_save
 from gridconv.functional.methods.base import KernelCache, Method, cached, small, wants_grad
 from gridconv.functional.methods.compiled import CompiledKernel
 from gridconv.functional.methods.fft_grad import gradient_spectra, input_gradient, kernel_gradient
-from gridconv.functional.padding import pad
+from gridconv.functional.padding import pad, pad_adjoint
 
 # Fitted on a 2-core x86 CPU by benchmarks/calibrate.py (see gridconv.plan). The work is
 # counted in FFT butterflies (per point per log2 of the length); `fft_mix`, `fft_copy` and
@@ -49,6 +49,11 @@ CPU = {
     "fft_prepare_overhead": 8.5e-5,
     "fft_prepare_per_byte": 1.68e-10,
     "fft_prepare_per_kernel": 3.7e-12,
+    # The backward pass against the forward (kernel transformed): the input gradient, and
+    # the kernel gradient. Measured on 9 shapes of the train suite: forward + backward
+    # 2.5-2.9x the forward, 1.7-2.2x with the kernel's gradient alone.
+    "fft_backward_x": 0.7,
+    "fft_backward_w": 0.95,
 }
 # FFTs cost launches on a GPU. Not calibrated (no GPU was at hand): use planning("measure").
 CUDA = {
@@ -418,10 +423,23 @@ def seconds(
     *,
     kept: bool = False,
     compiled: bool = False,
+    grads: tuple[bool, bool] = (False, False),
 ) -> float:
     """Predicted time of the FFT method: transforming the kernel included, unless its
     spectrum is ``kept`` from an earlier call; by the compiled 1-D kernel when ``compiled``
-    (see :func:`gridconv.functional.methods.compiled.applies`)."""
+    (see :func:`gridconv.functional.methods.compiled.applies`); plus the backward pass of
+    each gradient ``grads`` wants (of the input, of the kernel)."""
+    forward = _forward_seconds(batch, out_channels, spec, device, kept, compiled)
+    want_x, want_w = grads
+    if compiled:  # the input gradient compiled too; the kernel's by torch's FFTs
+        torch_path = _forward_seconds(batch, out_channels, spec, device, False, False)
+        return forward * (1 + want_x) + want_w * CPU["fft_backward_w"] * torch_path
+    return forward * (1 + CPU["fft_backward_x"] * want_x + CPU["fft_backward_w"] * want_w)
+
+
+def _forward_seconds(
+    batch: int, out_channels: int, spec: ConvSpec, device: torch.device, kept: bool, compiled: bool
+) -> float:
     c = CUDA if device.type == "cuda" else CPU
     work = fft_work(spec, batch, out_channels)
     prepare = c["fft_prepare_overhead"] + c["fft_prepare_per_byte"] * 8 * work["spectrum"]
@@ -461,6 +479,47 @@ def _spectrum_bytes(spec: ConvSpec, out_channels: int, double: bool) -> int:
     return fft_work(spec, 1, out_channels)["spectrum"] * (16 if double else 8)
 
 
+def _tiles(kernel: FFTKernel, spec: ConvSpec) -> list[int]:
+    """Overlap-save tiles per dim for this kernel's plan."""
+    return [-(-(p - k + 1) // b) for p, k, b in zip(spec.padded_size, kernel.kernel, kernel.blocks)]
+
+
+def _gradients(
+    g: Tensor,
+    kernel: FFTKernel,
+    xs: Tensor | None,
+    spec: ConvSpec,
+    tiles: list[int],
+    N: int,
+    want_x: bool,
+) -> tuple[Tensor | None, Tensor | None]:
+    """The input gradient (if ``want_x``) and the kernel gradient (if ``xs``, the input's
+    spectra in the mixing's layout, is given), in the compute dtype (see :mod:`.fft_grad`)."""
+    depthwise = kernel.spectrum.ndim == 3
+    g = g.to(_compute_dtype(g.dtype))
+    g_hat = gradient_spectra(g, spec, kernel.blocks, kernel.lengths, tiles, depthwise, spec.groups)
+    gx = gw = None
+    if want_x:
+        gx = input_gradient(g_hat, kernel.spectrum, spec, kernel.blocks, kernel.lengths, tiles, N)
+    if xs is not None:
+        gw = kernel_gradient(g_hat, xs, spec, kernel.lengths, kernel.out_channels, depthwise)
+    return gx, gw
+
+
+def _double_backward(
+    x: Tensor, w: Tensor, g: Tensor, spec: ConvSpec, want_x: bool, want_w: bool
+) -> tuple[Tensor | None, Tensor | None]:
+    """The gradients from ``x`` and ``w`` by differentiable ops, for autograd to go through."""
+    kernel = prepare_fft(w, spec)
+    xs = input_spectra(x, kernel, spec)[0] if want_w else None
+    gx, gw = _gradients(g, kernel, xs, spec, _tiles(kernel, spec), x.shape[0], want_x)
+    return _cast(gx, x), _cast(gw, w)
+
+
+def _cast(t: Tensor | None, like: Tensor) -> Tensor | None:
+    return None if t is None else t.to(like.dtype)
+
+
 class FFTConv(torch.autograd.Function):
     """The FFT method with its own backward pass (see :mod:`.fft_grad`): the input gradient
     from the kernel spectrum this forward used, the kernel gradient from the input spectra
@@ -478,30 +537,40 @@ class FFTConv(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
         x, w, xs = ctx.saved_tensors
-        spec, kernel, tiles = ctx.spec, ctx.kernel, ctx.tiles
         want_x, want_w = ctx.needs_input_grad[:2]
-        if torch.is_grad_enabled():  # a double backward: from x and w, through autograd
-            kernel = prepare_fft(w, spec)
-            xs = input_spectra(x, kernel, spec)[0] if want_w else None
-        depthwise = kernel.spectrum.ndim == 3
-        g_hat = gradient_spectra(
-            g.to(_compute_dtype(g.dtype)),
-            spec,
-            kernel.blocks,
-            kernel.lengths,
-            tiles,
-            depthwise,
-            spec.groups,
-        )
+        if torch.is_grad_enabled():
+            return (*_double_backward(x, w, g, ctx.spec, want_x, want_w), None, None)
+        gx, gw = _gradients(g, ctx.kernel, xs, ctx.spec, ctx.tiles, x.shape[0], want_x)
+        return _cast(gx, x), _cast(gw, w), None, None
+
+
+class CompiledFFTConv(torch.autograd.Function):
+    """The compiled 1-D path, trained: the forward and the input gradient (a correlation of
+    the output gradient with the flipped kernel) by the compiled kernel; the kernel gradient
+    (a correlation of the input with the output gradient, of which only the kernel's taps
+    are wanted) by torch's FFTs, as :class:`FFTConv` computes it."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, w: Tensor, spec: ConvSpec, kernel: CompiledKernel) -> Tensor:
+        ctx.save_for_backward(x, w)
+        ctx.spec = spec
+        return overlap_save.apply(x, kernel, spec)
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
+        x, w = ctx.saved_tensors
+        spec = ctx.spec
+        want_x, want_w = ctx.needs_input_grad[:2]
+        if torch.is_grad_enabled():
+            return (*_double_backward(x, w, g, spec, want_x, want_w), None, None)
         gx = gw = None
         if want_x:
-            gx = input_gradient(
-                g_hat, kernel.spectrum, spec, kernel.blocks, kernel.lengths, tiles, x.shape[0]
-            ).to(x.dtype)
+            gxp = overlap_save.input_gradient(g, w, spec)
+            gx = pad_adjoint(gxp, spec.pairs, spec.padding_mode).to(x.dtype)
         if want_w:
-            gw = kernel_gradient(
-                g_hat, xs, spec, kernel.lengths, kernel.out_channels, depthwise
-            ).to(w.dtype)
+            kernel = prepare_fft(w.detach(), spec)
+            xs, tiles = input_spectra(x.detach(), kernel, spec)
+            gw = _cast(_gradients(g, kernel, xs, spec, tiles, x.shape[0], False)[1], w)
         return gx, gw, None, None
 
 
@@ -521,9 +590,11 @@ def run(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None = None) 
         if last[0] != (spec, on_compiled):
             last[:] = (spec, on_compiled), prepare_fft(w, spec, on_compiled)
         kernel = last[1]
-    if wants_grad(x, w) and isinstance(kernel, FFTKernel):
-        return FFTConv.apply(x, w, spec, kernel)
-    return apply_fft(x, kernel, spec)
+    if not wants_grad(x, w):
+        return apply_fft(x, kernel, spec)
+    if isinstance(kernel, CompiledKernel):
+        return CompiledFFTConv.apply(x, w, spec, kernel)
+    return FFTConv.apply(x, w, spec, kernel)
 
 
 METHOD = Method(name="fft", run=run, seconds=seconds, order=1)

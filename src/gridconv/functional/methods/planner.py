@@ -31,7 +31,8 @@ from gridconv.functional.methods import compiled as overlap_save
 
 MODES = ("estimate", "measure")
 WISDOM_FORMAT = "gridconv-wisdom"
-WISDOM_VERSION = 1
+WISDOM_VERSION = 2  # 2: training passes keyed apart (1 had forward keys only: still read)
+WISDOM_READ = (1, 2)
 
 # --- the cost model -------------------------------------------------------------------
 # Each method keeps its calibrated constants and its cost in its own module; these names are
@@ -69,15 +70,31 @@ def estimates(
     device: torch.device,
     kept: bool = False,
     compiled: bool = False,
+    grads: tuple[bool, bool] = (False, False),
 ) -> dict[str, float]:
     """Predicted seconds of each method (separable assuming a rank-one kernel; FFT without
     transforming the kernel when its spectrum is ``kept``, by the compiled 1-D kernel when
-    ``compiled``)."""
+    ``compiled``): of the forward pass, plus the backward pass for the gradients ``grads``
+    wants, of the input and of the kernel."""
     return {
-        name: method.seconds(batch, out_channels, spec, device, kept=kept, compiled=compiled)
+        name: method.seconds(
+            batch, out_channels, spec, device, kept=kept, compiled=compiled, grads=grads
+        )
         for name, method in REGISTRY.items()
         if method.plannable(spec)
     }
+
+
+def wanted_grads(x: Tensor, w: Tensor) -> tuple[bool, bool]:
+    """Which gradients the pass that will run computes: of the input, of the kernel."""
+    enabled = torch.is_grad_enabled()
+    return enabled and x.requires_grad, enabled and w.requires_grad
+
+
+def pass_name(grads: tuple[bool, bool]) -> str:
+    """``"forward"``, or ``"train-x"``, ``"train-w"``, ``"train-xw"``: what is timed."""
+    wanted = "x" * grads[0] + "w" * grads[1]
+    return f"train-{wanted}" if wanted else "forward"
 
 
 # --- planning state -------------------------------------------------------------------
@@ -113,10 +130,18 @@ def state() -> tuple[str, int]:
     return _mode.get(), _generation.value
 
 
-def plan_key(x: Tensor, w: Tensor, spec: ConvSpec, separable: bool, kept: bool = False) -> str:
-    """What a measured choice depends on: shapes, hyper-parameters, dtype and device, and
-    whether the kernel is exactly separable and its spectrum kept."""
-    return _plan_key(x.device.type, x.dtype, x.shape, w.shape, spec, separable, kept)
+def plan_key(
+    x: Tensor,
+    w: Tensor,
+    spec: ConvSpec,
+    separable: bool,
+    kept: bool = False,
+    grads: tuple[bool, bool] = (False, False),
+) -> str:
+    """What a measured choice depends on: shapes, hyper-parameters, dtype and device,
+    whether the kernel is exactly separable and its spectrum kept, and the pass (forward
+    keys have no pass in them, as in version-1 wisdom files)."""
+    return _plan_key(x.device.type, x.dtype, x.shape, w.shape, spec, separable, kept, grads)
 
 
 @_memo.cached()  # asked on every call under planning("measure")
@@ -128,6 +153,7 @@ def _plan_key(
     spec: ConvSpec,
     separable: bool,
     kept: bool,
+    grads: tuple[bool, bool] = (False, False),
 ) -> str:
     return "|".join(
         [
@@ -142,6 +168,7 @@ def _plan_key(
             spec.padding_mode,
             "sep" if separable else "nosep",
             *(["kept"] if kept else []),
+            *([pass_name(grads)] if any(grads) else []),
         ]
     )
 
@@ -206,7 +233,9 @@ def choose(
 
     Args:
         x, w, spec: the validated, batched convolution.
-        runner: gives a zero-argument function that runs a method, when measuring.
+        runner: gives a zero-argument function that runs a method, when measuring: the
+            forward pass, and the backward pass too where ``x`` or ``w`` wants a gradient
+            (the pass that will run is the one timed, and the one costed).
         separable: says (lazily) whether the kernel is exactly separable.
         kept: whether the kernel's spectrum is kept between calls (the FFT method then
             does not transform it again).
@@ -214,11 +243,12 @@ def choose(
     mode = _mode.get()
     out_channels = w.shape[0]
     compiled = overlap_save.applies(x, w, spec)
+    grads = wanted_grads(x, w)
     if mode == "estimate":
-        key = (x.device.type, x.shape[0], out_channels, spec, kept, compiled)
+        key = (x.device.type, x.shape[0], out_channels, spec, kept, compiled, grads)
         ranked = _estimated.get(key)
         if ranked is None:
-            times = estimates(x.shape[0], out_channels, spec, x.device, kept, compiled)
+            times = estimates(x.shape[0], out_channels, spec, x.device, kept, compiled, grads)
             if len(_estimated) > 4096:
                 _estimated.clear()
             ranked = _estimated.setdefault(key, tuple(sorted(times, key=times.__getitem__)))
@@ -226,10 +256,10 @@ def choose(
             return ranked[1]
         return ranked[0]
     exact = spec.ndim > 1 and separable()
-    key = plan_key(x, w, spec, exact, kept)
+    key = plan_key(x, w, spec, exact, kept, grads)
     method = _measured.get(key)
     if method is None:
-        guesses = estimates(x.shape[0], out_channels, spec, x.device, kept, compiled)
+        guesses = estimates(x.shape[0], out_channels, spec, x.device, kept, compiled, grads)
         if not exact:
             guesses.pop("separable", None)
         best_guess = min(guesses.values())
@@ -261,7 +291,7 @@ def _read_wisdom(path: Path) -> dict[str, str] | None:
         )
         return None
     entries = data.get("entries")
-    if data.get("version") != WISDOM_VERSION or not isinstance(entries, dict):
+    if data.get("version") not in WISDOM_READ or not isinstance(entries, dict):
         warnings.warn(f"gridconv: ignoring {path}: wisdom of another version.", stacklevel=3)
         return {}
     valid = tuple(REGISTRY)

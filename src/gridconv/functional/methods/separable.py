@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from gridconv.functional._spec import ConvSpec
+from gridconv.functional.methods import direct
 from gridconv.functional.methods.base import KernelCache, Method, small, wants_grad
 from gridconv.functional.padding import pad, pad_adjoint
 from gridconv.functional.separable import apply_separable, decompose, is_rank_one
@@ -36,9 +37,28 @@ CUDA = {
 
 
 def seconds(
-    batch: int, out_channels: int, spec: ConvSpec, device: torch.device, rank: int = 1, **_: Any
+    batch: int,
+    out_channels: int,
+    spec: ConvSpec,
+    device: torch.device,
+    rank: int = 1,
+    *,
+    grads: tuple[bool, bool] = (False, False),
+    **_: Any,
 ) -> float:
-    """Predicted time of ``rank``-term separable passes."""
+    """Predicted time of ``rank``-term separable passes, plus the backward pass of each
+    gradient ``grads`` wants: autograd through the passes for the input alone (about the
+    passes' own time again), the direct convolution's backward when the kernel wants one."""
+    passes = _passes(batch, out_channels, spec, device, rank)
+    if grads[1]:
+        exact = direct.seconds(batch, out_channels, spec, device, grads=grads)
+        return passes + exact - direct.seconds(batch, out_channels, spec, device)
+    return passes * (1 + grads[0])
+
+
+def _passes(
+    batch: int, out_channels: int, spec: ConvSpec, device: torch.device, rank: int
+) -> float:
     c = CUDA if device.type == "cuda" else CPU
     fan = spec.in_channels * out_channels // spec.groups * rank
     size = list(spec.padded_size)

@@ -1,0 +1,240 @@
+"""The ``train`` benchmark suite: one forward + backward step of a convolution layer.
+
+Each case times, side by side in interleaved rounds (the protocol of
+:func:`gridconv.bench_local.time_steps`), a step whose input and kernel both want gradients
+with: gridconv's ``auto`` (the cost model), ``auto`` under ``planning("measure")``, its
+``direct`` and ``fft`` methods, torch's own convolution, fft-conv-pytorch where it is
+installed (an optional peer: ``pip install fft-conv-pytorch``), and, for long depthwise
+convolutions (kernels as long as the sequence, as long-convolution sequence models use),
+the recipe people write by hand: ``irfft(rfft(x, n=2L) * rfft(k, n=2L))``. Peak memory of
+direct and FFT is measured in a fresh process per candidate.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gridconv import plan
+from gridconv.bench_local import Steps, time_steps
+from gridconv.functional.conv import auto_method_for, conv
+
+_TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+METHODS = ("direct", "fft")
+COLUMNS = (
+    "auto",
+    "auto (measured)",
+    *METHODS,
+    "torch conv1d",
+    "torch conv2d",
+    "torch conv3d",
+    "fft-conv-pytorch",
+    "rfft recipe (2L)",
+)
+
+
+@dataclass(frozen=True)
+class TrainCase:
+    """A layer's step: input ``(N, C, *size)``, ``O`` kernels of ``kernel`` per dim,
+    ``padding="same"``."""
+
+    batch: int
+    in_channels: int
+    out_channels: int
+    size: tuple[int, ...]
+    kernel: int
+    groups: int = 1
+
+    @property
+    def name(self) -> str:
+        dims = "x".join(map(str, self.size))
+        g = f" g{self.groups}" if self.groups > 1 else ""
+        return f"N{self.batch} C{self.in_channels} O{self.out_channels} {dims} K{self.kernel}{g}"
+
+    @property
+    def long_depthwise(self) -> bool:
+        """A depthwise 1-D kernel as long as the sequence (less one): the recipe's case."""
+        return (
+            len(self.size) == 1
+            and self.groups == self.in_channels == self.out_channels
+            and self.kernel == self.size[0] - 1
+        )
+
+
+SUITE = (
+    TrainCase(4, 16, 16, (128, 128), 9),
+    TrainCase(8, 64, 64, (56, 56), 31, 64),
+    TrainCase(4, 64, 64, (4096,), 4095, 64),
+    TrainCase(2, 128, 128, (16384,), 16383, 128),
+    TrainCase(8, 32, 32, (64, 64), 3),
+    TrainCase(16, 16, 32, (32, 32), 5),
+    TrainCase(4, 16, 16, (128, 128), 7),
+    TrainCase(8, 64, 64, (56, 56), 7, 64),
+    TrainCase(4, 16, 16, (128, 128), 15),
+    TrainCase(4, 8, 8, (16384,), 64),
+    TrainCase(1, 4, 4, (32, 32, 32), 7),
+)
+QUICK = (
+    TrainCase(2, 3, 4, (24, 24), 9),
+    TrainCase(2, 4, 4, (64,), 63, 4),
+)
+
+
+def _fft_conv_pytorch() -> Callable | None:
+    try:
+        return importlib.import_module("fft_conv_pytorch").fft_conv
+    except ImportError:
+        return None
+
+
+def forwards(
+    case: TrainCase, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Callable[[], torch.Tensor]]]:
+    """The input and kernel (both wanting gradients), an output gradient, and each
+    candidate's forward pass (every one computes the same convolution)."""
+    g = torch.Generator().manual_seed(seed)
+    d = len(case.size)
+    N, C, O, K, G = case.batch, case.in_channels, case.out_channels, case.kernel, case.groups
+    x = torch.randn(N, C, *case.size, generator=g).requires_grad_()
+    w = (torch.randn(O, C // G, *[K] * d, generator=g) / math.sqrt(K**d)).requires_grad_()
+    grad = torch.randn(N, O, *case.size, generator=g)
+    kw = {"padding": "same", "groups": G}
+
+    def measured() -> torch.Tensor:
+        with plan.planning("measure"):
+            return conv(x, w, **kw)
+
+    found: dict[str, Callable[[], torch.Tensor]] = {
+        "auto": lambda: conv(x, w, **kw),
+        "auto (measured)": measured,
+        **{m: (lambda m=m: conv(x, w, method=m, **kw)) for m in METHODS},
+        f"torch conv{d}d": lambda: _TORCH_CONV[d](x, w, **kw),
+    }
+    peer = _fft_conv_pytorch()
+    if peer is not None:
+        before = (K - 1) // 2  # "same": any extra cell after, as torch and gridconv put it
+        pad = [before, K - 1 - before] * d
+        found["fft-conv-pytorch"] = lambda: peer(F.pad(x, pad), w, groups=G)
+    if case.long_depthwise:
+        L = case.size[0]
+        shift = (K - 1) // 2  # "same": output i is full-convolution index i + (K - 1) // 2
+
+        def recipe() -> torch.Tensor:
+            n = 2 * L
+            k = w[:, 0].flip(-1)  # correlation with w is convolution with k
+            y = torch.fft.irfft(torch.fft.rfft(x, n=n) * torch.fft.rfft(k, n=n), n=n)
+            return y[..., shift : shift + L]
+
+        found["rfft recipe (2L)"] = recipe
+    return x, w, grad, found
+
+
+def steps(case: TrainCase, seed: int = 0) -> Steps:
+    """A forward + backward step per candidate, and the tensors whose gradients it fills."""
+    x, w, grad, found = forwards(case, seed)
+    return {name: ((lambda fn=fn: fn().backward(grad)), [x, w]) for name, fn in found.items()}
+
+
+@dataclass
+class TrainRecord:
+    case: str
+    seconds: dict[str, float]
+    auto_method: str
+    measured_method: str
+    memory: dict[str, dict[str, int] | None]
+
+    def regret(self, column: str = "auto") -> float:
+        """``t(column) / min(t_direct, t_fft)``."""
+        return self.seconds[column] / min(self.seconds[m] for m in METHODS if m in self.seconds)
+
+    def as_dict(self) -> dict:
+        return {
+            "case": self.case,
+            "seconds": self.seconds,
+            "auto_method": self.auto_method,
+            "measured_method": self.measured_method,
+            "regret": self.regret(),
+            "regret_measured": self.regret("auto (measured)"),
+            "memory": self.memory,
+        }
+
+
+def chosen(case: TrainCase) -> tuple[str, str]:
+    """auto's choice for the training step, by the cost model and by measuring."""
+    x, w, _, _ = forwards(case)
+    kw = {"padding": "same", "groups": case.groups}
+    with torch.enable_grad():
+        estimated = auto_method_for(x, w, **kw)
+        with plan.planning("measure"):
+            measured = auto_method_for(x, w, **kw)
+    return estimated, measured
+
+
+def measure_memory(case: TrainCase, name: str) -> dict[str, int] | None:
+    """Peak bytes of one step above what is held before it, in a fresh process; None where
+    ``/proc`` cannot tell (not Linux)."""
+    if not os.path.exists("/proc/self/clear_refs"):
+        return None
+    code = (
+        "import json; from gridconv.bench_train import TrainCase, steps; "
+        "from gridconv.bench_local import step_peak; "
+        f"print(json.dumps(step_peak(*steps(TrainCase{(*case.__dict__.values(),)!r})"
+        f"[{name!r}])))"
+    )
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "4096"}  # every block back to the system
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    if done.returncode != 0:
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+SLOW = 3.0  # seconds: a candidate slower than this (direct on long kernels) is timed once
+
+
+def run(quick: bool = False, rounds: int = 7, memory: bool = True) -> list[TrainRecord]:
+    """Times, auto's choices and (where FFT and direct both run) memory, per case."""
+    records = []
+    for case in QUICK if quick else SUITE:
+        found = steps(case)
+        found["auto (measured)"][0]()  # plans: the measuring is not part of its time
+        seconds = time_steps(found, rounds, slow=SLOW)
+        auto, measured = chosen(case)
+        # (a method too slow to time twice is not run twice more for its memory)
+        mem = {m: measure_memory(case, m) for m in METHODS if seconds[m] < SLOW} if memory else {}
+        records.append(TrainRecord(case.name, seconds, auto, measured, mem))
+    return records
+
+
+def summary(records: list[TrainRecord]) -> dict[str, float]:
+    """auto's regret (worst, geometric mean), and its time over torch's at the worst."""
+
+    def gmean(values: list[float]) -> float:
+        return float(np.exp(np.mean(np.log(values)))) if values else float("nan")
+
+    regrets = [r.regret() for r in records]
+    measured = [r.regret("auto (measured)") for r in records]
+    torch_ratio = [
+        r.seconds["auto"] / r.seconds[k]
+        for r in records
+        for k in r.seconds
+        if k.startswith("torch")
+    ]
+    return {
+        "regret_max": max(regrets, default=float("nan")),
+        "regret_gmean": gmean(regrets),
+        "regret_measured_max": max(measured, default=float("nan")),
+        "regret_measured_gmean": gmean(measured),
+        "auto_over_torch_max": max(torch_ratio, default=float("nan")),
+    }
