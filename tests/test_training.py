@@ -198,3 +198,46 @@ def test_wisdom_of_version_1_is_read_as_forward_choices(tmp_path, fresh_plans):
         assert gc.functional.auto_method_for(x, w, padding="same") == "direct"
     saved = json.loads(path.read_text())
     assert saved["version"] == plan.WISDOM_VERSION and saved["entries"][key] == "direct"
+
+
+# --- zero padding supplied by the circular transform ---------------------------------------
+@pytest.mark.parametrize(
+    "size, kernel, padding, dilation",
+    [
+        ((40,), 39, "same", 1),  # long "same": 1.5 L instead of 2 L
+        ((30,), 5, [(7, 0)], 1),  # all before
+        ((30,), 5, [(0, 9)], 2),  # all after, dilated
+        ((12, 11), 3, 6, 1),  # padding wider than the kernel on both sides
+        ((9, 10), 4, "full", (2, 1)),
+        ((7, 8, 6), 3, [(1, 2), (0, 0), (3, 1)], 1),
+    ],
+)
+def test_zero_padding_supplied_by_the_transform_is_exact(size, kernel, padding, dilation):
+    d = len(size)
+    x = torch.randn(2, 3, *size, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 3, *[kernel] * d, dtype=torch.float64, requires_grad=True)
+    kw = dict(padding=padding, dilation=dilation)
+    _, spec, _ = gc.functional._spec.setup(
+        x, w, None, stride=1, groups=1, padding_mode="zeros", **kw
+    )
+    prepared = fft_module.prepare_fft(w.detach(), spec)
+    assert all(s == b for s, (b, _) in zip(prepared.shifts, spec.pairs))  # untiled: supplied
+    out = gc.conv(x, w, method="fft", **kw)
+    ref = gc.conv(x, w, method="direct", **kw)
+    assert relative_error(out, ref) <= 1e-10
+    g = torch.randn_like(ref)
+    for a, b in zip(torch.autograd.grad(out, (x, w), g), torch.autograd.grad(ref, (x, w), g)):
+        assert relative_error(a, b) <= 1e-10
+
+
+def test_a_long_same_kernel_transforms_at_one_and_a_half_lengths():
+    x, w = torch.randn(1, 4, 4096), torch.randn(4, 1, 4095)
+    _, spec, _ = gc.functional._spec.setup(
+        x, w, None, stride=1, padding="same", dilation=1, groups=4, padding_mode="zeros"
+    )
+    assert fft_module.whole_extents(spec) == (4096 + 2047,)
+    assert fft_module.prepare_fft(w, spec).lengths == (fft_module.fast_length(6143),)
+    _, spec, _ = gc.functional._spec.setup(
+        x, w, None, stride=1, padding="same", dilation=1, groups=4, padding_mode="reflect"
+    )
+    assert fft_module.whole_extents(spec) == spec.padded_size  # other modes pad explicitly

@@ -18,6 +18,7 @@ import math
 import os
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -124,7 +125,13 @@ def forwards(
     if peer is not None:
         before = (K - 1) // 2  # "same": any extra cell after, as torch and gridconv put it
         pad = [before, K - 1 - before] * d
-        found["fft-conv-pytorch"] = lambda: peer(F.pad(x, pad), w, groups=G)
+
+        def fft_conv_pytorch() -> torch.Tensor:
+            with warnings.catch_warnings():  # its list indexing, deprecated in torch 2.9
+                warnings.simplefilter("ignore", UserWarning)
+                return peer(F.pad(x, pad), w, groups=G)
+
+        found["fft-conv-pytorch"] = fft_conv_pytorch
     if case.long_depthwise:
         L = case.size[0]
         shift = (K - 1) // 2  # "same": output i is full-convolution index i + (K - 1) // 2

@@ -119,6 +119,8 @@ class Method:
         order: the method's place among the candidates (ties go to the lower).
         plannable: whether ``auto`` may consider it for a ``spec`` (before any check of the
             kernel's values).
+        memory: ``(batch, out_channels, spec) -> bytes``, the predicted extra peak memory of
+            a training step (forward and backward, float32), which the planner charges for.
     """
 
     name: str
@@ -126,3 +128,4 @@ class Method:
     seconds: Callable[..., float]
     order: int
     plannable: Callable[[ConvSpec], bool] = lambda spec: True
+    memory: Callable[[int, int, ConvSpec], float] = lambda batch, out_channels, spec: 0.0

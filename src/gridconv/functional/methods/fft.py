@@ -137,11 +137,14 @@ def tile_plan(
     in_channels: int,
     out_channels: int,
     groups: int,
+    whole: tuple[int, ...] | None = None,
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """How to transform: outputs per tile and FFT length per dim, cheapest first.
 
-    One tile (the whole padded input) along a dim is the plain FFT method; more tiles is
-    overlap-save, each tile ``block + kernel - 1`` long and transformed at a fast length.
+    One tile (the whole padded input, transformed at a fast length of at least ``whole``,
+    by default ``padded``: see :func:`whole_extents`) along a dim is the plain FFT method;
+    more tiles is overlap-save, each tile ``block + kernel - 1`` long and transformed at a
+    fast length.
 
     Returns:
         ``(block, lengths)``: valid outputs per tile and transform length, per dim.
@@ -149,9 +152,9 @@ def tile_plan(
     channels = in_channels + out_channels
     mixing = in_channels * out_channels // groups
     choices = []
-    for p, k in zip(padded, kernel):
+    for p, k, e in zip(padded, kernel, whole or padded):
         valid = p - k + 1
-        options = [(valid, fast_length(p))]  # (block, length)
+        options = [(valid, fast_length(e))]  # (block, length)
         for mult in (4, 6, 8, 12, 16, 24, 32):  # shorter tiles lose to their copies
             length = fast_length(mult * k)
             block = length - k + 1
@@ -179,7 +182,9 @@ def fft_work(spec: ConvSpec, batch: int, out_channels: int) -> dict[str, float]:
     ``fft`` butterflies, ``copy`` tile points, ``mix`` and ``kernel`` multiply-adds; and
     ``spectrum``, the complex numbers of the transformed kernel."""
     kernel, padded = spec.span, spec.padded_size
-    blocks, lengths = tile_plan(padded, kernel, spec.in_channels, out_channels, spec.groups)
+    blocks, lengths = tile_plan(
+        padded, kernel, spec.in_channels, out_channels, spec.groups, whole_extents(spec)
+    )
     tiles = math.prod(-(-(p - k + 1) // b) for p, k, b in zip(padded, kernel, blocks))
     channels = spec.in_channels + out_channels
     mixing = spec.in_channels * out_channels // spec.groups
@@ -194,6 +199,25 @@ def fft_work(spec: ConvSpec, batch: int, out_channels: int) -> dict[str, float]:
     }
 
 
+@_memo.cached()
+def whole_extents(spec: ConvSpec) -> tuple[int, ...]:
+    """Per dim, the least length of a whole (untiled) transform.
+
+    With zero padding, the input is transformed unpadded, and a circular correlation reads
+    zeros wherever the padding would be, provided the length is at least ``n + before`` and
+    ``n + after`` (and holds the valid outputs and the kernel): the kernel's spectrum is
+    shifted by ``before`` instead (see :func:`prepare_fft`). For "same" padding that is
+    ``n + span / 2`` instead of ``n + span``: a long depthwise kernel (K = L - 1) transforms
+    at 1.5 L, not 2 L. Other padding modes pad explicitly.
+    """
+    if spec.padding_mode != "zeros":
+        return spec.padded_size
+    return tuple(
+        max(n + b, n + a, p - k + 1, k)
+        for n, (b, a), p, k in zip(spec.input_size, spec.pairs, spec.padded_size, spec.span)
+    )
+
+
 @dataclass(frozen=True)
 class FFTKernel:
     """A kernel transformed for one input size: what eval-mode layers cache."""
@@ -203,6 +227,9 @@ class FFTKernel:
     lengths: tuple[int, ...]
     kernel: tuple[int, ...]  # dilated kernel size
     out_channels: int
+    # per dim: the padding before that the circular transform supplies (its input is not
+    # padded along that dim, see whole_extents), or None where the input is padded
+    shifts: tuple[int | None, ...] = ()
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -210,8 +237,10 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return dtype if dtype in (torch.float32, torch.float64) else torch.float32
 
 
-def _conj_dft(w: Tensor, dim: int, length: int, half: bool) -> Tensor:
-    """``conj(fft(w, n=length, dim=dim))`` (``rfft`` when ``half``): the correlation spectrum.
+def _conj_dft(w: Tensor, dim: int, length: int, half: bool, shift: int = 0) -> Tensor:
+    """``conj(fft(w, n=length, dim=dim))`` (``rfft`` when ``half``): the correlation spectrum
+    of ``w`` zero-padded to ``length`` and rolled back by ``shift`` (its tap ``j`` at
+    ``j - shift``, mod ``length``).
 
     A short kernel is transformed by a matrix product with the (conjugate) DFT matrix, which
     costs ``k`` multiply-adds per frequency and keeps any memory layout; a long one by FFT.
@@ -222,20 +251,25 @@ def _conj_dft(w: Tensor, dim: int, length: int, half: bool) -> Tensor:
     complex_dtype = torch.complex128 if double else torch.complex64
     if k > 4 * math.log2(max(length, 2)):
         if half:  # a real kernel: the first transform
-            return torch.fft.rfft(w, n=length, dim=dim).conj_physical()
-        # sum_k w[k] e^{+2 pi i f k / L}: an unnormalised inverse FFT
-        return torch.fft.ifft(w.to(complex_dtype), n=length, dim=dim, norm="forward")
-    dft = _conj_dft_matrix(k, length, bins, complex_dtype, w.device)
+            spectrum = torch.fft.rfft(w, n=length, dim=dim).conj_physical()
+        else:  # sum_k w[k] e^{+2 pi i f k / L}: an unnormalised inverse FFT
+            spectrum = torch.fft.ifft(w.to(complex_dtype), n=length, dim=dim, norm="forward")
+        if shift:
+            phase = _conj_dft_matrix(1, length, bins, complex_dtype, w.device, shift)[:, 0]
+            spectrum = spectrum * phase.reshape(-1, *([1] * (spectrum.ndim - dim - 1)))
+        return spectrum
+    dft = _conj_dft_matrix(k, length, bins, complex_dtype, w.device, shift)
     return torch.tensordot(dft, w.to(complex_dtype), dims=([1], [dim])).movedim(0, dim)
 
 
 @_memo.cached(maxsize=256)
 def _conj_dft_matrix(
-    k: int, length: int, bins: int, dtype: torch.dtype, device: torch.device
+    k: int, length: int, bins: int, dtype: torch.dtype, device: torch.device, shift: int = 0
 ) -> Tensor:
-    """``exp(+2 pi i f j / length)`` for ``bins`` frequencies f and ``k`` taps j."""
+    """``exp(+2 pi i f (j - shift) / length)`` for ``bins`` frequencies f and ``k`` taps j."""
     f = torch.arange(bins, dtype=torch.float64, device=device)
-    phase = (f[:, None] * torch.arange(k, dtype=torch.float64, device=device)) % length
+    taps = torch.arange(-shift, k - shift, dtype=torch.float64, device=device)
+    phase = (f[:, None] * taps) % length
     return torch.polar(torch.ones_like(phase), 2 * math.pi * phase / length).to(dtype)
 
 
@@ -251,7 +285,12 @@ def prepare_fft(w: Tensor, spec: ConvSpec, compiled: bool = False) -> FFTKernel 
     w = dilate_kernel(w, spec.dilation)
     kernel = tuple(w.shape[2:])
     blocks, lengths = tile_plan(
-        spec.padded_size, kernel, spec.in_channels, out_channels, spec.groups
+        spec.padded_size, kernel, spec.in_channels, out_channels, spec.groups, whole_extents(spec)
+    )
+    zeros = spec.padding_mode == "zeros"
+    shifts = tuple(  # whole dims of zero padding: the transform supplies it
+        before if zeros and b == p - k + 1 else None
+        for (before, _), b, p, k in zip(spec.pairs, blocks, spec.padded_size, kernel)
     )
     groups = spec.groups
     # (C_out, Cg, *k) -> (*k, G, Cg, Og): transformed in place, the spectrum comes out in
@@ -259,11 +298,11 @@ def prepare_fft(w: Tensor, spec: ConvSpec, compiled: bool = False) -> FFTKernel 
     w = w.reshape(groups, out_channels // groups, group_in, *kernel)
     spectrum = w.permute(*range(3, 3 + d), 0, 2, 1)
     for i in reversed(range(d)):
-        spectrum = _conj_dft(spectrum, i, lengths[i], half=i == d - 1)
+        spectrum = _conj_dft(spectrum, i, lengths[i], half=i == d - 1, shift=shifts[i] or 0)
     spectrum = spectrum.reshape(-1, groups, group_in, out_channels // groups)  # (Fn, G, Cg, Og)
     if group_in == 1:
         spectrum = spectrum[:, :, 0].permute(1, 2, 0)  # (G, Og, Fn)
-    return FFTKernel(spectrum.contiguous(), blocks, lengths, kernel, out_channels)
+    return FFTKernel(spectrum.contiguous(), blocks, lengths, kernel, out_channels, shifts)
 
 
 # The spectra go frequency-major for the mixing matmul a block of rows (images or tiles) at
@@ -402,16 +441,26 @@ def _tile_spectra(
     C = x.shape[1]
     # zeros after the end, so that the last tile is whole
     extra = [t * b + k - 1 - p for t, b, k, p in zip(tiles, kernel.blocks, kernel.kernel, padded)]
-    if spec.padding_mode == "zeros":  # one pass
-        x = pad(x, tuple((b, a + e) for (b, a), e in zip(spec.pairs, extra)))
+    implicit = _implicit(kernel, d)
+    if spec.padding_mode == "zeros":  # one pass (none along dims the transform pads)
+        pairs = tuple(
+            (0, 0) if free else (b, a + e) for (b, a), e, free in zip(spec.pairs, extra, implicit)
+        )
+        x = pad(x, pairs) if any(b or a for b, a in pairs) else x
     else:
         x = pad(pad(x, spec.pairs, spec.padding_mode), tuple((0, e) for e in extra))
     for i, (b, k) in enumerate(zip(kernel.blocks, kernel.kernel)):
-        x = x.unfold(2 + i, b + k - 1, b)  # (N, C, t_1.., t_i, ..., tile_1.., tile_i)
+        size = x.shape[2 + i] if implicit[i] else b + k - 1
+        x = x.unfold(2 + i, size, b)  # (N, C, t_1.., t_i, ..., tile_1.., tile_i)
     # (N, C, *tiles, *tile) -> (N * prod(tiles), C, *tile)
     x = x.permute(0, *range(2, 2 + d), 1, *range(2 + d, 2 + 2 * d))
     x = x.reshape(-1, C, *x.shape[-d:])
     return torch.fft.rfftn(x, s=kernel.lengths, dim=tuple(range(-d, 0)))
+
+
+def _implicit(kernel: FFTKernel, d: int) -> tuple[bool, ...]:
+    """Per dim, whether the transform supplies the zero padding (the input is unpadded)."""
+    return tuple(s is not None for s in kernel.shifts) if kernel.shifts else (False,) * d
 
 
 # --- the method: cost, kept spectra, run ----------------------------------------------------
@@ -499,10 +548,15 @@ def _gradients(
     g = g.to(_compute_dtype(g.dtype))
     g_hat = gradient_spectra(g, spec, kernel.blocks, kernel.lengths, tiles, depthwise, spec.groups)
     gx = gw = None
+    shifts = kernel.shifts or (None,) * spec.ndim
     if want_x:
-        gx = input_gradient(g_hat, kernel.spectrum, spec, kernel.blocks, kernel.lengths, tiles, N)
+        gx = input_gradient(
+            g_hat, kernel.spectrum, spec, kernel.blocks, kernel.lengths, tiles, N, shifts
+        )
     if xs is not None:
-        gw = kernel_gradient(g_hat, xs, spec, kernel.lengths, kernel.out_channels, depthwise)
+        gw = kernel_gradient(
+            g_hat, xs, spec, kernel.lengths, kernel.out_channels, depthwise, shifts
+        )
     return gx, gw
 
 
@@ -597,4 +651,17 @@ def run(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None = None) 
     return FFTConv.apply(x, w, spec, kernel)
 
 
-METHOD = Method(name="fft", run=run, seconds=seconds, order=1)
+def memory(batch: int, out_channels: int, spec: ConvSpec) -> float:
+    """Extra peak bytes of a training step: the kernel's spectrum (``C_out * C_in / groups``
+    transforms; twice, as it is made and as its gradient), the tiles' spectra of input,
+    output and their gradients, and the real outputs. Measured: 79 MB at N4 C16 O16
+    128x128 K9 (direct: 16 MB; the kernel's spectra alone are 20 MB each), 114 MB at
+    N8 C64 56x56 K31 depthwise, 50 MB at N4 C64 L4096 K4095 depthwise."""
+    work = fft_work(spec, batch, out_channels)
+    bins = work["mix"] * spec.groups / (spec.in_channels * out_channels)  # per channel pair
+    batch_bins = bins * (spec.in_channels + out_channels)
+    outputs = batch * out_channels * math.prod(spec.output_size)
+    return 16.0 * work["spectrum"] + 24.0 * batch_bins + 8.0 * outputs
+
+
+METHOD = Method(name="fft", run=run, seconds=seconds, order=1, memory=memory)

@@ -40,9 +40,14 @@ def gradient_spectra(
     ``B = N * prod(tiles)``, tiles in the forward's order."""
     d = spec.ndim
     N, O = g.shape[:2]
-    full = g.new_zeros(N, O, *(t * b for t, b in zip(tiles, blocks)))
-    valid = [p - k + 1 for p, k in zip(spec.padded_size, spec.span)]
-    full[(..., *(slice(0, v, s) for v, s in zip(valid, spec.stride)))] = g
+    extents = [t * b for t, b in zip(tiles, blocks)]
+    if all(s == 1 for s in spec.stride):  # zeros after the end, so that the last tile is whole
+        spare = [e - n for e, n in zip(extents, g.shape[2:])]
+        full = F.pad(g, [p for e in reversed(spare) for p in (0, e)]) if any(spare) else g
+    else:  # the output gradient where the forward kept outputs, zeros between
+        full = g.new_zeros(N, O, *extents)
+        valid = [p - k + 1 for p, k in zip(spec.padded_size, spec.span)]
+        full[(..., *(slice(0, v, s) for v, s in zip(valid, spec.stride)))] = g
     # (N, O, t_1 * b_1, ...) -> (N * prod(tiles), O, *b)
     full = full.reshape(N, O, *(n for t, b in zip(tiles, blocks) for n in (t, b)))
     full = full.permute(0, *(2 + 2 * i for i in range(d)), 1, *(3 + 2 * i for i in range(d)))
@@ -63,18 +68,29 @@ def input_gradient(
     lengths: tuple[int, ...],
     tiles: list[int],
     N: int,
+    shifts: tuple[int | None, ...],
 ) -> Tensor:
     """``G * conj(K)`` summed over output channels, transformed back, tiles overlap-added
-    and the padding undone: ``(N, C_in, *n)``."""
+    and the padding undone: ``(N, C_in, *n)``. Along a dim whose ``shifts`` entry is not
+    None the transform held the unpadded input: its first ``n`` points are the gradient."""
     d = spec.ndim
-    if spectrum.ndim == 3:  # (B, G, Og, Fn) * (G, Og, Fn), summed over Og
+    if spectrum.ndim == 3 and spectrum.shape[1] == 1:  # one output per group: no sum
+        gx_hat = g_hat[:, :, 0] * spectrum[:, 0].conj()
+    elif spectrum.ndim == 3:  # (B, G, Og, Fn) * (G, Og, Fn), summed over Og
         gx_hat = (g_hat * spectrum.conj()).sum(2)
     else:  # (Fn, G, B, Og) @ (Fn, G, Og, Cg) -> (B, G, Cg, Fn)
-        gx_hat = torch.matmul(g_hat, spectrum.conj().transpose(-1, -2)).permute(2, 1, 3, 0)
+        # G conj(K)^T as conj(conj(G) K^T): the conjugate copy is of the gradient's spectra,
+        # not of the kernel's (C_out * C_in / groups of them)
+        gx_hat = torch.matmul(g_hat.conj_physical(), spectrum.transpose(-1, -2))
+        gx_hat = gx_hat.conj_physical_().permute(2, 1, 3, 0)
     C = spec.in_channels
     freq = [*lengths[:-1], lengths[-1] // 2 + 1]
     gx = torch.fft.irfftn(gx_hat.reshape(-1, C, *freq), s=lengths, dim=tuple(range(-d, 0)))
-    extents = [b + k - 1 for b, k in zip(blocks, spec.span)]  # what each tile read
+    implicit = [s is not None for s in shifts]
+    extents = [  # what each tile read
+        n if free else b + k - 1
+        for n, b, k, free in zip(spec.input_size, blocks, spec.span, implicit)
+    ]
     gx = gx[(..., *(slice(0, e) for e in extents))]
     # (N * prod(tiles), C, *e) -> (N, C, t_1, e_1, t_2, e_2, ...), then overlap-add per dim
     gx = gx.reshape(N, *tiles, C, *extents)
@@ -82,7 +98,8 @@ def input_gradient(
     for i in range(d):
         gx = _overlap_add(gx, 2 + i, blocks[i])
     gx = gx[(..., *(slice(0, p) for p in spec.padded_size))]
-    return pad_adjoint(gx, spec.pairs, spec.padding_mode)
+    pairs = tuple((0, 0) if free else pair for pair, free in zip(spec.pairs, implicit))
+    return pad_adjoint(gx, pairs, spec.padding_mode)
 
 
 def _overlap_add(t: Tensor, axis: int, block: int) -> Tensor:
@@ -110,22 +127,27 @@ def kernel_gradient(
     lengths: tuple[int, ...],
     out_channels: int,
     depthwise: bool,
+    shifts: tuple[int | None, ...],
 ) -> Tensor:
     """``X * conj(G)`` summed over images and tiles, transformed back, its first ``span``
     taps, undilated: ``(C_out, C_in / groups, *kernel_size)``."""
-    if depthwise:  # (B, G, 1, Fn) and (B, G, Og, Fn) -> (G, Og, Fn)
-        gw_hat = (xs * g_hat.conj()).sum(0)
+    if depthwise:  # (B, G, 1, Fn) and (B, G, Og, Fn) -> (G, Og, Fn): sum of conj(G) X
+        gw_hat = torch.linalg.vecdot(g_hat, xs, dim=0)
         group_in = 1
     else:  # (Fn, G, Og, B) @ (Fn, G, B, Cg) -> (Fn, G, Og, Cg)
         gw_hat = torch.matmul(g_hat.conj().transpose(-1, -2), xs).permute(1, 2, 3, 0)
         group_in = gw_hat.shape[2]
     freq = [*lengths[:-1], lengths[-1] // 2 + 1]
-    gw = _first_taps(gw_hat.reshape(out_channels, group_in, *freq), lengths, spec.span)
+    offsets = tuple(s or 0 for s in shifts)
+    gw = _first_taps(gw_hat.reshape(out_channels, group_in, *freq), lengths, spec.span, offsets)
     return gw[(..., *(slice(0, None, dl) for dl in spec.dilation))]
 
 
-def _first_taps(spectra: Tensor, lengths: tuple[int, ...], span: tuple[int, ...]) -> Tensor:
-    """``irfftn(spectra, s=lengths)[..., :span_1, ..., :span_d]``, computing only those taps:
+def _first_taps(
+    spectra: Tensor, lengths: tuple[int, ...], span: tuple[int, ...], shifts: tuple[int, ...]
+) -> Tensor:
+    """``irfftn(spectra, s=lengths)`` rolled forward by ``shifts``, its first ``span`` taps
+    per dim, computing only those taps:
     along a dim where the kernel is short against the transform, a matrix product with the
     inverse DFT's first rows (measured, 16 x 16 kernels of 9 x 9 at 140 x 140: 2.4 ms
     instead of 13 for the whole inverse); elsewhere an inverse FFT, cut."""
@@ -133,14 +155,17 @@ def _first_taps(spectra: Tensor, lengths: tuple[int, ...], span: tuple[int, ...]
     for i in range(d - 1):  # complex inverse along the leading dims
         dim = spectra.ndim - d + i
         if _by_matrix(span[i], lengths[i]):
-            rows = _inverse_rows(span[i], lengths[i], False, spectra.dtype, spectra.device)
+            rows = _inverse_rows(
+                span[i], lengths[i], False, spectra.dtype, spectra.device, shifts[i]
+            )
             spectra = torch.tensordot(rows, spectra, dims=([1], [dim])).movedim(0, dim)
         else:
-            spectra = torch.fft.ifft(spectra, dim=dim).narrow(dim, 0, span[i])
+            spectra = torch.fft.ifft(spectra, dim=dim).roll(shifts[i], dim).narrow(dim, 0, span[i])
     if _by_matrix(span[-1], lengths[-1]):  # the real inverse along the last
-        rows = _inverse_rows(span[-1], lengths[-1], True, spectra.dtype, spectra.device)
+        rows = _inverse_rows(span[-1], lengths[-1], True, spectra.dtype, spectra.device, shifts[-1])
         return torch.matmul(spectra, rows).real
-    return torch.fft.irfft(spectra, n=lengths[-1], dim=-1)[..., : span[-1]]
+    taps = torch.fft.irfft(spectra, n=lengths[-1], dim=-1)
+    return (taps.roll(shifts[-1], -1) if shifts[-1] else taps)[..., : span[-1]]
 
 
 def _by_matrix(taps: int, length: int) -> bool:
@@ -149,14 +174,14 @@ def _by_matrix(taps: int, length: int) -> bool:
 
 @_memo.cached(maxsize=256)
 def _inverse_rows(
-    taps: int, length: int, real: bool, dtype: torch.dtype, device: torch.device
+    taps: int, length: int, real: bool, dtype: torch.dtype, device: torch.device, shift: int = 0
 ) -> Tensor:
-    """The first ``taps`` outputs of an inverse DFT of ``length`` as a matrix: ``(taps,
-    length)`` for a complex one; ``(length // 2 + 1, taps)`` for a real one (Hermitian
-    weights folded in: twice each bin that stands for its mirror too)."""
+    """Outputs ``-shift .. taps - shift - 1`` (mod ``length``) of an inverse DFT of ``length``
+    as a matrix: ``(taps, length)`` for a complex one; ``(length // 2 + 1, taps)`` for a real
+    one (Hermitian weights folded in: twice each bin that stands for its mirror too)."""
     bins = length // 2 + 1 if real else length
     f = torch.arange(bins, dtype=torch.float64, device=device)
-    j = torch.arange(taps, dtype=torch.float64, device=device)
+    j = torch.arange(-shift, taps - shift, dtype=torch.float64, device=device)
     phase = 2 * math.pi * ((f[:, None] * j) % length) / length  # (bins, taps)
     scale = torch.full((bins, 1), 1.0 / length, dtype=torch.float64, device=device)
     if real:

@@ -75,14 +75,28 @@ def estimates(
     """Predicted seconds of each method (separable assuming a rank-one kernel; FFT without
     transforming the kernel when its spectrum is ``kept``, by the compiled 1-D kernel when
     ``compiled``): of the forward pass, plus the backward pass for the gradients ``grads``
-    wants, of the input and of the kernel."""
-    return {
-        name: method.seconds(
+    wants, of the input and of the kernel, plus, for such a training step, a charge for
+    its extra peak memory (see ``MEMORY_SECONDS_PER_BYTE``)."""
+    times = {}
+    for name, method in REGISTRY.items():
+        if not method.plannable(spec):
+            continue
+        times[name] = method.seconds(
             batch, out_channels, spec, device, kept=kept, compiled=compiled, grads=grads
         )
-        for name, method in REGISTRY.items()
-        if method.plannable(spec)
-    }
+        if any(grads) and device.type == "cpu":
+            times[name] += MEMORY_SECONDS_PER_BYTE * method.memory(batch, out_channels, spec)
+    return times
+
+
+# What a training step's extra peak memory is charged, in seconds per byte: about the cost
+# of first touching freshly mapped pages (glibc returns large blocks to the system, so each
+# step maps its temporaries anew), and a thumb on the scale for the method that needs less.
+# The FFT's kernel spectra (C_out * C_in / groups transforms) make it need several times
+# direct's memory with many channels: 79 MB against 16 at N4 C16 O16 128x128 K9, where it
+# still wins (29 ms against 39); at 7 x 7 the charge tips the choice to direct (measured
+# 23.6 ms against the FFT's 27.1).
+MEMORY_SECONDS_PER_BYTE = 1e-10
 
 
 def wanted_grads(x: Tensor, w: Tensor) -> tuple[bool, bool]:

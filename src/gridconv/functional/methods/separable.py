@@ -130,5 +130,10 @@ def run(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None = None) 
 
 
 METHOD = Method(
-    name="separable", run=run, seconds=seconds, order=2, plannable=lambda spec: spec.ndim > 1
+    name="separable",
+    run=run,
+    seconds=seconds,
+    order=2,
+    plannable=lambda spec: spec.ndim > 1,
+    memory=direct.memory,  # its backward is the direct convolution's
 )
