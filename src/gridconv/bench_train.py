@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from gridconv import plan
 from gridconv.bench_local import Steps, time_steps
+from gridconv.functional._spec import conv_spec
 from gridconv.functional.conv import auto_method_for, conv
 
 _TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -121,6 +122,8 @@ def forwards(
         **{m: (lambda m=m: conv(x, w, method=m, **kw)) for m in METHODS},
         f"torch conv{d}d": lambda: _TORCH_CONV[d](x, w, **kw),
     }
+    if _direct_estimate(case) > SKIP_DIRECT:
+        del found["direct"]  # torch's own column runs the same kernel (minutes here): once
     peer = _fft_conv_pytorch()
     if peer is not None:
         before = (K - 1) // 2  # "same": any extra cell after, as torch and gridconv put it
@@ -144,6 +147,27 @@ def forwards(
 
         found["rfft recipe (2L)"] = recipe
     return x, w, grad, found
+
+
+SKIP_DIRECT = 20.0  # seconds (estimated): gridconv's direct method is torch's kernel
+
+
+def _direct_estimate(case: TrainCase) -> float:
+    d = len(case.size)
+    shape = (case.out_channels, case.in_channels // case.groups, *[case.kernel] * d)
+    spec = conv_spec(
+        shape,
+        case.in_channels,
+        case.size,
+        stride=1,
+        padding="same",
+        dilation=1,
+        groups=case.groups,
+        padding_mode="zeros",
+    )
+    return plan.direct_seconds(
+        case.batch, case.out_channels, spec, torch.device("cpu"), grads=(True, True)
+    )
 
 
 def steps(case: TrainCase, seed: int = 0) -> Steps:
@@ -219,7 +243,11 @@ def run(quick: bool = False, rounds: int = 7, memory: bool = True) -> list[Train
         seconds = time_steps(found, rounds, slow=SLOW)
         auto, measured = chosen(case)
         # (a method too slow to time twice is not run twice more for its memory)
-        mem = {m: measure_memory(case, m) for m in METHODS if seconds[m] < SLOW} if memory else {}
+        mem = (
+            {m: measure_memory(case, m) for m in METHODS if seconds.get(m, SLOW) < SLOW}
+            if memory
+            else {}
+        )
         records.append(TrainRecord(case.name, seconds, auto, measured, mem))
     return records
 

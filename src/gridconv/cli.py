@@ -354,7 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--suite",
         action="append",
         metavar="NAME",
-        help=f"one of {', '.join((*bench.SUITES, 'local'))}; repeat for several (default: all)",
+        help=f"one of {', '.join((*bench.SUITES, 'local', 'train'))}; repeat for several "
+        "(default: all)",
     )
     timing.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     timing.add_argument("--rounds", type=_positive_int, default=5, help="timed rounds per case")

@@ -10,7 +10,8 @@ from torch import Tensor
 
 from gridconv._shapes import Padding
 from gridconv.functional._spec import finish, setup
-from gridconv.functional.methods.fft import fast_length, run, tile_plan
+from gridconv.functional.methods.fft import run
+from gridconv.functional.methods.fft_plan import fast_length, tile_plan
 
 
 def fft_conv(
@@ -30,7 +31,7 @@ def fft_conv(
     with the kernel, where the direct method grows as ``n * k``. On this project's 2-core
     CPU it wins from kernels of about 9 x 9 in 2-D (single channel) and 15 x 15 with many
     channels, and in 1-D, where a compiled kernel runs it (on the CPU, float32 or half,
-    no gradient wanted; see :mod:`gridconv.functional.methods.compiled`), from about 7 taps
+    in training too; see :mod:`gridconv.functional.methods.compiled`), from about 7 taps
     with 8 channels; ``method="auto"`` makes that choice per shape. Half-precision inputs
     are transformed in float32. Accuracy against direct: about 1e-6 relative in float32
     and 1e-14 in float64 (max abs difference over max abs output).

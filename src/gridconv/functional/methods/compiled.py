@@ -4,8 +4,9 @@ FFT method's fast path, with its own rule of when it applies and its own cost mo
 torch's path (:mod:`gridconv.functional.methods.fft`) makes each stage a pass over memory: padded
 tiles, spectra, spectra frequency-major for the mixing matmul, products, inverse, valid
 parts. The compiled kernel takes eight tiles at a time through every stage while they are in
-cache, a tile per vector lane, at power-of-two lengths. It has no backward pass, so it runs
-where no gradient is wanted (inference, ``torch.no_grad()``, a fixed kernel and input); the
+cache, a tile per vector lane, at power-of-two lengths. In training it also computes the
+input gradient (:func:`input_gradient`: the output gradient correlated with the flipped,
+transposed kernel); the kernel gradient is torch's FFTs' (see ``fft.CompiledFFTConv``). The
 results agree with torch's path to float32 rounding.
 """
 
