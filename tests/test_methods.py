@@ -67,3 +67,26 @@ def test_one_clear_forgets_every_memo_and_the_planners_choices():
         gc.conv(x, w, padding="same"), gc.conv(x, w, padding="same", method="direct"),
         rtol=1e-4, atol=1e-4,
     )  # fmt: skip
+
+
+def test_a_new_method_is_one_file(tmp_path, monkeypatch):
+    """A module with a METHOD is registered by itself: what adding Winograd would take."""
+    from gridconv.functional.methods import discover
+
+    package = tmp_path / "more_methods"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "helpers.py").write_text("X = 1\n")  # no METHOD: not a method
+    (package / "winograd.py").write_text(
+        "from gridconv.functional.methods import direct\n"
+        "from gridconv.functional.methods.base import Method\n"
+        "METHOD = Method(name='winograd', run=direct.run, seconds=direct.seconds, order=5)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    found = discover([str(package)], "more_methods")
+    assert list(found) == ["winograd"]
+    x, w = torch.randn(1, 2, 8, 8), torch.randn(3, 2, 3, 3)
+    xb, spec, _ = setup(
+        x, w, None, stride=1, padding="same", dilation=1, groups=1, padding_mode="zeros"
+    )
+    torch.testing.assert_close(found["winograd"].run(xb, w, spec, None), F.conv2d(x, w, padding=1))

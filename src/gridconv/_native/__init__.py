@@ -13,7 +13,6 @@ compiled kernels off.
 from __future__ import annotations
 
 import ctypes
-import functools
 import hashlib
 import os
 import platform
@@ -26,6 +25,8 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
+
+from gridconv import _memo
 
 SOURCE = Path(__file__).with_name("overlap_save.c")
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=gnu11")
@@ -108,7 +109,7 @@ def _build(compiler: str, target: Path) -> None:
             os.unlink(tmp)
 
 
-@functools.lru_cache(maxsize=1)
+@_memo.cached(maxsize=1)
 def library() -> ctypes.CDLL | None:
     """The compiled kernels, built on first use; None where they cannot be had."""
     if os.environ.get("GRIDCONV_NATIVE", "1") == "0" or not _uses_gnu_openmp():

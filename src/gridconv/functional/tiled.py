@@ -14,7 +14,6 @@ slowly there.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gridconv import _memo
 from gridconv._shapes import Padding, ntuple
 from gridconv.functional._spec import ConvSpec, check_bias, finish
 from gridconv.functional._unshared import setup_unshared
@@ -36,7 +36,7 @@ _TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CHANNELS_LAST = {2: torch.channels_last, 3: torch.channels_last_3d}
 
 
-@functools.lru_cache(maxsize=256)
+@_memo.cached(maxsize=256)
 def _phases(spec: ConvSpec, tile: tuple[int, ...]) -> list[tuple[int, tuple, tuple, bool]]:
     """Every kernel of the tile that some output uses: its index in the tile, the part of
     the padded input its strided convolution reads, the output cells it fills, and whether
@@ -88,7 +88,7 @@ def _shifted(xs: Tensor, reads: tuple) -> Tensor:
     return xs.as_strided(xs.shape, xs.stride(), xs.storage_offset() + start)
 
 
-@functools.lru_cache(maxsize=256)
+@_memo.cached(maxsize=256)
 def _as_2d(spec: ConvSpec) -> ConvSpec:
     """A 1-D convolution as a 2-D one over an input of height 1."""
     return dataclasses.replace(
@@ -131,7 +131,7 @@ def _polyphase_kernel(
     return torch.cat([kernels.reshape(-1), kernels.new_zeros(1)])[index]
 
 
-@functools.lru_cache(maxsize=64)
+@_memo.cached(maxsize=64)
 def _polyphase_index(
     spec: ConvSpec, tile: tuple[int, ...], out_channels: int, forward: bool = False
 ) -> Tensor:

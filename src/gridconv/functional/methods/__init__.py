@@ -15,18 +15,20 @@ import pkgutil
 from gridconv.functional.methods.base import KernelCache, Method
 
 
-def _discover() -> dict[str, Method]:
+def discover(path: list[str], package: str) -> dict[str, Method]:
+    """The ``METHOD`` of every module of ``package`` (found on ``path``) that has one, by
+    name, in their ``order``."""
     found = []
-    for info in pkgutil.iter_modules(__path__):
-        if info.name in ("base", "planner"):
+    for info in pkgutil.iter_modules(path):
+        if info.name in ("base", "planner"):  # the planner imports the registry
             continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
+        module = importlib.import_module(f"{package}.{info.name}")
         method = getattr(module, "METHOD", None)
         if isinstance(method, Method):
             found.append(method)
     return {m.name: m for m in sorted(found, key=lambda m: (m.order, m.name))}
 
 
-REGISTRY: dict[str, Method] = _discover()
+REGISTRY: dict[str, Method] = discover(__path__, __name__)
 
-__all__ = ["REGISTRY", "KernelCache", "Method"]
+__all__ = ["REGISTRY", "KernelCache", "Method", "discover"]

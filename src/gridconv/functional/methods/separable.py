@@ -8,13 +8,13 @@ passes run forward and the direct convolution's exact gradients run backward.
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from gridconv import _memo
 from gridconv.functional._spec import ConvSpec
 from gridconv.functional.methods import direct
 from gridconv.functional.methods.base import KernelCache, Method, small, wants_grad
@@ -73,7 +73,7 @@ def _passes(
     return seconds + c["separable_per_moved_point"] * moved + c["separable_overhead"]
 
 
-@functools.cache
+@_memo.cached(maxsize=None)
 def tolerance(dtype: torch.dtype, ulps: float) -> float:
     """A relative tolerance of ``ulps`` units of rounding of ``dtype`` (float32 for halves)."""
     return ulps * torch.finfo(dtype if dtype == torch.float64 else torch.float32).eps
