@@ -171,13 +171,20 @@ def measure_memory(case: LocalCase, name: str) -> dict[str, int] | None:
     """:func:`peak_extra` in a fresh process; None where /proc cannot tell (not Linux)."""
     if not os.path.exists("/proc/self/clear_refs"):
         return None
-    code = (
-        "import json, sys; from gridconv.bench_local import LocalCase, peak_extra; "
-        f"print(json.dumps(peak_extra(LocalCase{(*case.__dict__.values(),)!r}, {name!r})))"
+    return in_fresh_process(
+        "from gridconv.bench_local import LocalCase, peak_extra; "
+        f"result = peak_extra(LocalCase{(*case.__dict__.values(),)!r}, {name!r})"
     )
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "4096"}  # every block back to the system
+
+
+def in_fresh_process(code: str) -> dict | None:
+    """Run ``code``, which sets ``result``, in a fresh Python whose malloc returns every block
+    to the system (so that each allocation shows in the high-water mark); ``result``, or
+    None if the process failed."""
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "4096"}
+    script = f"import json\n{code}\nprint(json.dumps(result))"
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False
     )
     if done.returncode != 0:
         return None

@@ -13,11 +13,8 @@ direct and FFT is measured in a fresh process per candidate.
 from __future__ import annotations
 
 import importlib
-import json
 import math
 import os
-import subprocess
-import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from gridconv import plan
-from gridconv.bench_local import Steps, time_steps
+from gridconv.bench_local import Steps, in_fresh_process, time_steps
 from gridconv.functional._spec import conv_spec
 from gridconv.functional.conv import auto_method_for, conv
 
@@ -216,19 +213,11 @@ def measure_memory(case: TrainCase, name: str) -> dict[str, int] | None:
     ``/proc`` cannot tell (not Linux)."""
     if not os.path.exists("/proc/self/clear_refs"):
         return None
-    code = (
-        "import json; from gridconv.bench_train import TrainCase, steps; "
+    return in_fresh_process(
+        "from gridconv.bench_train import TrainCase, steps; "
         "from gridconv.bench_local import step_peak; "
-        f"print(json.dumps(step_peak(*steps(TrainCase{(*case.__dict__.values(),)!r})"
-        f"[{name!r}])))"
+        f"result = step_peak(*steps(TrainCase{(*case.__dict__.values(),)!r})[{name!r}])"
     )
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "4096"}  # every block back to the system
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
-    )
-    if done.returncode != 0:
-        return None
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 SLOW = 3.0  # seconds: a candidate slower than this (direct on long kernels) is timed once

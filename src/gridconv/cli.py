@@ -120,6 +120,15 @@ _BENCH_COLUMNS = (
 )
 
 
+def _render(header: list[str], rows: list[list[str]]) -> str:
+    """Columns padded to their widest cell, under a header and a rule."""
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
+
+
 def _bench_table(records: list[bench.Record]) -> str:
     """Medians in ms, each with its ratio to gridconv auto; ``-`` where it does not apply."""
     columns = [c for c in _BENCH_COLUMNS if any(c in r.seconds for r in records)]
@@ -137,11 +146,7 @@ def _bench_table(records: list[bench.Record]) -> str:
                 once = "*" if r.runs.get(c) == 1 else ""
                 cells.append(f"{r.seconds[c] * 1e3:.2f}{once} ({ratios[c]:.2f}x)")
         rows.append(cells)
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
-    return "\n".join(lines)
+    return _render(header, rows)
 
 
 def _local_table(records: list[dict]) -> str:
@@ -165,11 +170,7 @@ def _local_table(records: list[dict]) -> str:
             )
             memory.append(f"{m['extra'] / 2**20:.1f}{grad_free}")
         rows.append([*cells, " / ".join(memory)])
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
-    return "\n".join(lines)
+    return _render(header, rows)
 
 
 def _train_table(records: list[bench_train.TrainRecord]) -> str:
@@ -191,11 +192,7 @@ def _train_table(records: list[bench_train.TrainRecord]) -> str:
         peaks = [r.memory.get(m) for m in bench_train.METHODS]
         cells.append(" / ".join("?" if p is None else f"{p['extra'] / 2**20:.0f}" for p in peaks))
         rows.append(cells)
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
-    return "\n".join(lines)
+    return _render(header, rows)
 
 
 def _bench(args: argparse.Namespace) -> int:
