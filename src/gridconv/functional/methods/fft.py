@@ -216,14 +216,18 @@ def apply_fft(x: Tensor, kernel: FFTKernel | CompiledKernel, spec: ConvSpec) -> 
     return assemble(_mix(xs, kernel), kernel, spec, x.shape[0], tiles).to(x.dtype)
 
 
+def _tiles(kernel: FFTKernel, spec: ConvSpec) -> list[int]:
+    """Overlap-save tiles per dim for this kernel's plan."""
+    return [-(-(p - k + 1) // b) for p, k, b in zip(spec.padded_size, kernel.kernel, kernel.blocks)]
+
+
 def input_spectra(x: Tensor, kernel: FFTKernel, spec: ConvSpec) -> tuple[Tensor, list[int]]:
     """The spectra of ``x``'s overlap-save tiles (or whole padded images) in the mixing's
     layout (see :func:`_mixing_layout`), and the tiles per dim."""
     x = x.to(_compute_dtype(x.dtype))
     N, C = x.shape[:2]
     padded = list(spec.padded_size)
-    valid = [p - k + 1 for p, k in zip(padded, kernel.kernel)]
-    tiles = [-(-v // b) for v, b in zip(valid, kernel.blocks)]
+    tiles = _tiles(kernel, spec)
     # per row of the strided view: the last used tile reads up to (tiles - 1) * b + length
     spare = -(-kernel.lengths[0] // kernel.blocks[0]) - 1
     if spec.ndim == 1 and tiles[0] > 1 and spare <= SPARE_TILES_MAX * tiles[0]:
@@ -346,11 +350,6 @@ def spectrum_kept(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | Non
 @_memo.cached()
 def _spectrum_bytes(spec: ConvSpec, out_channels: int, double: bool) -> int:
     return fft_work(spec, 1, out_channels)["spectrum"] * (16 if double else 8)
-
-
-def _tiles(kernel: FFTKernel, spec: ConvSpec) -> list[int]:
-    """Overlap-save tiles per dim for this kernel's plan."""
-    return [-(-(p - k + 1) // b) for p, k, b in zip(spec.padded_size, kernel.kernel, kernel.blocks)]
 
 
 def _gradients(
