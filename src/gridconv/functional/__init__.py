@@ -3,6 +3,7 @@
 from gridconv._memo import clear as clear_caches
 from gridconv.functional.conv import METHODS, KernelCache, auto_method_for, conv
 from gridconv.functional.fft import fast_length, fft_conv
+from gridconv.functional.glimpse import glimpse, log_polar
 from gridconv.functional.local import local_conv
 from gridconv.functional.matrix import conv_matrix
 from gridconv.functional.padding import PADDING_MODES, pad, pad_adjoint, padding_index
@@ -31,9 +32,11 @@ __all__ = [
     "decompose",
     "fast_length",
     "fft_conv",
+    "glimpse",
     "global_pool",
     "is_separable",
     "local_conv",
+    "log_polar",
     "max_rank",
     "pad",
     "pad_adjoint",

@@ -2,6 +2,7 @@
 
 from gridconv.nn.conv import Conv, Conv1d, Conv2d, Conv3d
 from gridconv.nn.gabor import ComplexCell2d, GaborConv2d
+from gridconv.nn.glimpse import GlimpseSensor
 from gridconv.nn.local import (
     LocallyConnected,
     LocallyConnected1d,
@@ -45,6 +46,7 @@ __all__ = [
     "DepthwiseSeparableConv2d",
     "DepthwiseSeparableConv3d",
     "GaborConv2d",
+    "GlimpseSensor",
     "GlobalPool",
     "LocallyConnected",
     "LocallyConnected1d",
