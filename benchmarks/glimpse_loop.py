@@ -23,15 +23,15 @@ import gridconv as gc
 
 def loop_retina(x: torch.Tensor, centers: torch.Tensor, g: int, scales: int) -> torch.Tensor:
     """``(N, C, H, W)``, ``(N, 2)`` in [-1, 1] -> ``(N, scales, C, g, g)``, one image at a time."""
-    N, C, H, W = x.shape
+    N, _, H, W = x.shape
     out = []
     for n in range(N):
         per_scale = []
         for k in range(scales):
             size = g * 2**k
             padded = F.pad(x[n : n + 1], (size, size, size, size))
-            row = int(round((centers[n, 0].item() + 1) / 2 * (H - 1))) + size - size // 2
-            col = int(round((centers[n, 1].item() + 1) / 2 * (W - 1))) + size - size // 2
+            row = round((centers[n, 0].item() + 1) / 2 * (H - 1)) + size - size // 2
+            col = round((centers[n, 1].item() + 1) / 2 * (W - 1)) + size - size // 2
             patch = padded[:, :, row : row + size, col : col + size]
             per_scale.append(F.avg_pool2d(patch, 2**k) if k else patch)
         out.append(torch.cat(per_scale).unsqueeze(0))
