@@ -1,5 +1,6 @@
 """Layers: thin ``torch.nn.Module`` wrappers whose ``forward`` is one call into functional."""
 
+from gridconv.nn.attention import AttentionOutput, RecurrentAttention
 from gridconv.nn.conv import Conv, Conv1d, Conv2d, Conv3d
 from gridconv.nn.gabor import ComplexCell2d, GaborConv2d
 from gridconv.nn.glimpse import GlimpseSensor
@@ -35,6 +36,7 @@ from gridconv.nn.separable import (
 )
 
 __all__ = [
+    "AttentionOutput",
     "ChannelPool",
     "ComplexCell2d",
     "Conv",
@@ -59,6 +61,7 @@ __all__ = [
     "Pool2d",
     "Pool3d",
     "PyramidPool",
+    "RecurrentAttention",
     "SpatiallySeparableConv",
     "SpatiallySeparableConv2d",
     "SpatiallySeparableConv3d",
