@@ -15,8 +15,10 @@ from tests.strategies import configs
 
 
 def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    # against at least 1e-3: some gradients are exactly zero (a strided output that skips
+    # every input cell), where the FFT leaves rounding of 1e-17
     a, b = a.detach(), b.detach()
-    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-3))
 
 
 @pytest.mark.parametrize("method", ["fft", "separable"])

@@ -376,7 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help=f"one of {', '.join(models.MODELS)}, or package.module:factory",
     )
-    run.add_argument("--data", required=True, help=f"one of {data.describe_specs()}")
+    specs = f"{data.describe_specs()}, {', '.join(data.CANVASES)}"
+    run.add_argument("--data", required=True, help=f"one of {specs}")
     run.add_argument("--epochs", type=_positive_int, default=10)
     run.add_argument("--batch-size", type=_positive_int, default=64, help="the global batch")
     run.add_argument("--lr", type=_positive_float, default=2e-3)

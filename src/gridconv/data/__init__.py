@@ -35,8 +35,9 @@ NAMES = (*EMBEDDED, *CANVASES)  # the data sets that need no path
 
 
 def describe_specs() -> str:
-    """The valid specs, for error messages and ``--help``."""
-    return ", ".join([*NAMES, *(f"{f}:DIR" for f in FORMATS)])
+    """The valid specs, for error messages and ``--help`` (the canvases made from them,
+    :data:`CANVASES`, are named apart)."""
+    return ", ".join([*EMBEDDED, *(f"{f}:DIR" for f in FORMATS)])
 
 
 def check_spec(spec: object) -> str:
@@ -45,7 +46,10 @@ def check_spec(spec: object) -> str:
         raise TypeError(f"`spec` must be a data set name (str), got {describe(spec)}.")
     kind, _, path = spec.partition(":")
     if spec not in NAMES and (kind not in FORMATS or not path):
-        raise ValueError(f"`spec` must be one of {describe_specs()}; got {spec!r}.")
+        raise ValueError(
+            f"`spec` must be one of {describe_specs()}; got {spec!r}. Canvases made from "
+            f"them: {', '.join(CANVASES)}."
+        )
     return spec
 
 
