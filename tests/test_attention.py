@@ -84,3 +84,22 @@ def test_a_short_training_run_on_translated_canvases_beats_chance():
     with torch.no_grad():
         accuracy = (ram(test_x).logits.argmax(1) == test_y).float().mean().item()
     assert accuracy > 0.3, accuracy  # chance is 0.1
+
+
+def test_gridconv_train_runs_ram_with_its_loss_and_resumes(tmp_path, monkeypatch):
+    import json
+
+    from gridconv.cli import main
+
+    calls = []
+    real = gc.nn.RecurrentAttention.loss
+    monkeypatch.setattr(
+        gc.nn.RecurrentAttention, "loss", staticmethod(lambda o, t: calls.append(1) or real(o, t))
+    )
+    out = tmp_path / "ram"
+    base = ["train", "--model", "ram", "--data", "translated:mnist5k", "--batch-size", "500"]
+    assert main([*base, "--epochs", "1", "--out", str(out)]) == 0
+    assert len(calls) == 8  # 4,000 canvases in batches of 500: the hybrid loss every batch
+    assert main([*base, "--epochs", "2", "--out", str(out), "--resume"]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert len(calls) == 16 and result["epochs"] == 2

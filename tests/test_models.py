@@ -1,4 +1,5 @@
-"""The model registry: every model maps images to logits, and uses the layer it names."""
+"""The model registry: every model maps images to logits (RAM: an output with ``.logits``),
+and uses the layer it names."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ USES = {
     "tiled": gnn.TiledConv2d,
     "separable": gnn.DepthwiseSeparableConv2d,
     "pyramid": gnn.PyramidPool,
+    "ram": gnn.RecurrentAttention,
 }
 
 
@@ -23,6 +25,7 @@ def test_every_model_maps_images_to_logits(name, channels, size):
     torch.manual_seed(0)
     model = models.build(name, channels, 7, size)
     out = model(torch.randn(2, channels, size, size))
+    out = getattr(out, "logits", out)  # RAM: an AttentionOutput, trained with its own loss
     assert out.shape == (2, 7) and torch.isfinite(out).all()
     if name in USES:
         assert any(isinstance(m, USES[name]) for m in model.modules())

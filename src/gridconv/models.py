@@ -108,6 +108,13 @@ def pyramid(in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -
     )
 
 
+def ram(in_channels: int = 1, num_classes: int = 10, image_size: int = 60) -> nn.Module:
+    """The recurrent attention model of Mnih et al. 2014: 6 glimpses of 8 x 8 at 3 scales,
+    a core of 256, trained with its hybrid loss (``gridconv train`` uses a model's own
+    ``loss``). Any image size: the glimpses are what it reads."""
+    return gnn.RecurrentAttention(in_channels, num_classes, glimpse_size=8, scales=3, glimpses=6)
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "convnet": convnet,
     "mlp": mlp,
@@ -115,6 +122,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "tiled": tiled,
     "separable": separable,
     "pyramid": pyramid,
+    "ram": ram,
 }
 
 

@@ -64,10 +64,27 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 500) -> float
     device = next(model.parameters()).device
     correct = total = 0
     for x, y in DataLoader(dataset, batch_size=batch_size):
-        correct += (model(x.to(device)).argmax(1).cpu() == y).sum().item()
+        logits = _logits(model(x.to(device)))
+        correct += (logits.argmax(1).cpu() == y).sum().item()
         total += len(y)
     model.train(was_training)
     return correct / max(total, 1)
+
+
+def _logits(output: object) -> torch.Tensor:
+    """A model's class logits: its output, or the output's ``.logits`` (a
+    :class:`gridconv.nn.AttentionOutput`)."""
+    return getattr(output, "logits", output)
+
+
+def _loss(model: nn.Module, output: object, target: torch.Tensor) -> torch.Tensor:
+    """The training loss: the model's own ``loss(output, target)`` where it has one (the
+    recurrent attention model's hybrid loss), else cross-entropy on the logits."""
+    core = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    own = getattr(core, "loss", None)
+    if callable(own):
+        return own(output, target)
+    return nn.functional.cross_entropy(_logits(output), target)
 
 
 @dataclass
@@ -99,8 +116,9 @@ def _train_batches(
     start = time.perf_counter() - running.seconds
     for batch, (x, y) in enumerate(batches, first + 1):
         x, y = x.to(device), y.to(device)
-        logits = model(x)
-        loss = nn.functional.cross_entropy(logits, y)
+        output = model(x)
+        logits = _logits(output)
+        loss = _loss(model, output, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
