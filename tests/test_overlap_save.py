@@ -33,15 +33,21 @@ def reference(x: torch.Tensor, w: torch.Tensor, bias=None, **kwargs) -> torch.Te
 
 @pytest.fixture
 def compiled_calls(monkeypatch):
-    """Counts the calls of the compiled kernel."""
+    """Records the calls of the compiled kernel: a forward's valid length, a backward's
+    ("backward", (input gradient wanted, kernel gradient wanted))."""
     calls = []
-    real = _native.overlap_save
+    forward, backward = _native.overlap_save, _native.backward
 
-    def spy(*args, **kwargs):
+    def spy_forward(*args, **kwargs):
         calls.append(args[-1])
-        return real(*args, **kwargs)
+        return forward(*args, **kwargs)
 
-    monkeypatch.setattr(_native, "overlap_save", spy)
+    def spy_backward(*args, **kwargs):
+        calls.append(("backward", args[-1]))
+        return backward(*args, **kwargs)
+
+    monkeypatch.setattr(_native, "overlap_save", spy_forward)
+    monkeypatch.setattr(_native, "backward", spy_backward)
     return calls
 
 
@@ -90,6 +96,17 @@ def test_agrees_with_direct_in_float32(
     ref = reference(x, w, bias, **kw)
     assert out.shape == ref.shape and out.dtype == torch.float32
     assert relative_error(out, ref) <= 1e-5
+    # trained: both gradients from the compiled backward, against the direct method's
+    xs, ws = x.clone().requires_grad_(), w.clone().requires_grad_()
+    xr, wr = x.double().requires_grad_(), w.double().requires_grad_()
+    grad = torch.randn(ref.shape, generator=g)
+    out = gc.fft_conv(xs, ws, **kw)
+    assert type(out.grad_fn).__name__ == "CompiledFFTConvBackward"
+    out.backward(grad)
+    gc.conv(xr, wr, method="direct", **kw).backward(grad.double())
+    for ours, theirs in ((xs.grad, xr.grad), (ws.grad, wr.grad)):
+        # a stride that skips every input cell leaves zero gradients, the FFT's 1e-16
+        assert (ours.double() - theirs).abs().max() <= 1e-5 * max(theirs.abs().max(), 1e-3)
 
 
 @needs_kernels
@@ -129,9 +146,8 @@ def test_half_precision_is_computed_in_float32(compiled_calls):
 @needs_kernels
 @pytest.mark.parametrize("stride, mode", [(1, "zeros"), (3, "reflect")])
 def test_the_compiled_path_trains_and_float64_takes_torchs(compiled_calls, stride, mode):
-    """With a gradient to x or w, the compiled kernel runs the forward and, for x, the
-    input gradient's correlation (the output gradient with the flipped kernel); the
-    kernel's gradient comes from torch's FFTs. Gradients match the direct method's."""
+    """With a gradient to x or w, the compiled kernel runs the forward and the backward,
+    both gradients or the one wanted. Gradients match the direct method's."""
     x, w = torch.randn(2, 4, 300), torch.randn(6, 2, 20)
     kw = dict(padding="same", stride=stride, groups=2, padding_mode=mode)
     for want_x, want_w in ((True, False), (False, True), (True, True)):
@@ -142,7 +158,7 @@ def test_the_compiled_path_trains_and_float64_takes_torchs(compiled_calls, strid
         out.backward(g)
         assert type(out.grad_fn).__name__ == "CompiledFFTConvBackward"
         padded = 300 + max((-(-300 // stride) - 1) * stride + 20 - 300, 0)  # "same"
-        assert compiled_calls == [padded - 19] + ([padded] if want_x else [])
+        assert compiled_calls == [padded - 19, ("backward", (want_x, want_w))]
         xr, wr = x.double().requires_grad_(want_x), w.double().requires_grad_(want_w)
         gc.conv(xr, wr, method="direct", **kw).backward(g.double())
         for ours, ref in ((xs, xr), (ws, wr)):
@@ -152,6 +168,29 @@ def test_the_compiled_path_trains_and_float64_takes_torchs(compiled_calls, strid
     compiled_calls.clear()
     gc.fft_conv(x.double(), w.double(), **kw)
     assert compiled_calls == []
+
+
+@needs_kernels
+@pytest.mark.parametrize("dilation", [1, 3])
+def test_where_the_sums_per_channel_pair_take_too_much_memory(
+    monkeypatch, compiled_calls, dilation
+):
+    """The kernel gradient's sums per channel pair and frequency are 8 lanes each, per
+    thread: over ACCUMULATOR_MAX_BYTES, the kernel's gradient is torch's FFTs', the input's
+    still the compiled kernel's. Either way they match the direct method's."""
+    x, w = torch.randn(3, 4, 500), torch.randn(8, 4, 9)
+    kw = dict(padding="same", dilation=dilation)
+    g = torch.randn(3, 8, 500)
+    xr, wr = x.double().requires_grad_(), w.double().requires_grad_()
+    gc.conv(xr, wr, method="direct", **kw).backward(g.double())
+    for limit, compiled_w in ((overlap_save.ACCUMULATOR_MAX_BYTES, True), (0, False)):
+        monkeypatch.setattr(overlap_save, "ACCUMULATOR_MAX_BYTES", limit)
+        xs, ws = x.clone().requires_grad_(), w.clone().requires_grad_()
+        compiled_calls.clear()
+        gc.fft_conv(xs, ws, **kw).backward(g)
+        assert compiled_calls[1:] == [("backward", (True, compiled_w))]
+        assert relative_error(xs.grad, xr.grad) < 1e-5
+        assert relative_error(ws.grad, wr.grad) < 1e-5
 
 
 @needs_kernels

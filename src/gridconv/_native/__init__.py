@@ -143,6 +143,8 @@ def library() -> ctypes.CDLL | None:
         return None
     lib.gridconv_overlap_save.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 9
     lib.gridconv_overlap_save.restype = ctypes.c_int
+    lib.gridconv_backward.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 9
+    lib.gridconv_backward.restype = ctypes.c_int
     if not _self_check(lib):
         warnings.warn(
             "gridconv: compiled kernels failed their self-check; using torch ops", stacklevel=3
@@ -223,23 +225,8 @@ def _overlap_save(
     valid: int,
 ) -> Tensor:
     N, C, row = x.shape
-    if length < 16 or length & (length - 1) or not 1 <= block <= length:
-        raise ValueError(
-            f"length, block: expected a power of two >= 16 and 1 <= block <= length, "
-            f"got {length} and {block}"
-        )
-    expected = (groups, -(-out_channels // groups // OUT_BLOCK), length // 2 + 1)
-    if packed.dtype != torch.float32 or tuple(packed.shape[:3]) != expected:
-        raise ValueError(
-            f"packed: expected float32 ({', '.join(map(str, expected))}, C_in/groups, 4, 2) "
-            f"from pack(), got {packed.dtype} {tuple(packed.shape)}"
-        )
-    tiles = -(-valid // block)
-    if x.dtype != torch.float32 or not x.is_contiguous() or (tiles - 1) * block + length > row:
-        raise ValueError(
-            f"x: expected a contiguous float32 (N, C, >= {(tiles - 1) * block + length}) "
-            f"input, got {x.dtype} {tuple(x.shape)}"
-        )
+    tiles = _check(x, block, length, valid)
+    _check_packed(packed, out_channels, groups, length)
     out = x.new_empty(N, out_channels, valid)
     failed = lib.gridconv_overlap_save(
         x.data_ptr(), packed.data_ptr(), out.data_ptr(),
@@ -250,8 +237,122 @@ def _overlap_save(
     return out
 
 
+def accumulator_bytes(length: int, in_channels: int, out_channels: int, groups: int) -> int:
+    """Per thread, what :func:`backward` takes beyond :func:`workspace_bytes` for the kernel
+    gradient: a sum per channel pair and bin, 8 lanes of complex float32 each."""
+    return 64 * (length // 2 + 1) * out_channels * in_channels // groups
+
+
+def backward(
+    x: Tensor | tuple[int, int, int],
+    g: Tensor,
+    packed: Tensor,
+    groups: int,
+    block: int,
+    length: int,
+    valid: int,
+    want: tuple[bool, bool] = (True, True),
+) -> tuple[Tensor | None, Tensor | None]:
+    """The gradients of :func:`overlap_save`'s input and kernel, given the output's
+    gradient ``g``, by the compiled kernel, from one transform of each of ``g``'s tiles:
+
+    - the padded input's: per tile, the gradient's spectrum times the kernel's, inverted
+      and overlap-added;
+    - the kernel's: per channel pair, the sum over tiles of the gradient's tile spectrum,
+      conjugated, times the input's; then the first ``length - block + 1`` points of its
+      inverse transform.
+
+    Args:
+        x: the padded input, as :func:`overlap_save` took it; where only the input's
+            gradient is wanted, its shape will do.
+        g: the output's gradient, float32, contiguous, ``valid`` long.
+        packed: the kernel, from :func:`pack`, as :func:`overlap_save` took it.
+        groups, block, length, valid: as in :func:`overlap_save`.
+        want: which of the two gradients to compute (None for the other).
+
+    Shape:
+        ``(N, C_in, n), (N, C_out, valid) -> (N, C_in, n), (C_out, C_in / groups,
+        length - block + 1)``.
+    """
+    lib = library()
+    if lib is None:
+        raise RuntimeError("gridconv's compiled kernels are not available")
+    return _backward(lib, x, g, packed, groups, block, length, valid, want)
+
+
+def _check(x: Tensor | tuple[int, ...], block: int, length: int, valid: int) -> int:
+    """Validate the lengths and the padded input (or its shape) of a compiled call; the
+    tiles per row."""
+    if length < 16 or length & (length - 1) or not 1 <= block <= length:
+        raise ValueError(
+            f"length, block: expected a power of two >= 16 and 1 <= block <= length, "
+            f"got {length} and {block}"
+        )
+    tiles = -(-valid // block)
+    shape = x if isinstance(x, tuple) else tuple(x.shape)
+    if (
+        len(shape) != 3
+        or (tiles - 1) * block + length > shape[-1]
+        or (isinstance(x, Tensor) and (x.dtype != torch.float32 or not x.is_contiguous()))
+    ):
+        raise ValueError(
+            f"x: expected a contiguous float32 (N, C, >= {(tiles - 1) * block + length}) "
+            f"input, got {getattr(x, 'dtype', 'a shape')} {shape}"
+        )
+    return tiles
+
+
+def _backward(
+    lib: ctypes.CDLL,
+    x: Tensor | tuple[int, int, int],
+    g: Tensor,
+    packed: Tensor,
+    groups: int,
+    block: int,
+    length: int,
+    valid: int,
+    want: tuple[bool, bool],
+) -> tuple[Tensor | None, Tensor | None]:
+    if isinstance(x, tuple) and want[1]:
+        raise ValueError("x: the kernel's gradient needs the padded input, not its shape")
+    tiles = _check(x, block, length, valid)
+    N, C, row = x if isinstance(x, tuple) else x.shape
+    O = g.shape[1]
+    _check_packed(packed, O, groups, length)
+    if g.dtype != torch.float32 or not g.is_contiguous() or tuple(g.shape) != (N, O, valid):
+        raise ValueError(
+            f"g: expected a contiguous float32 ({N}, C_out, {valid}) gradient, "
+            f"got {g.dtype} {tuple(g.shape)}"
+        )
+    gx = g.new_empty(N, C, row) if want[0] else None
+    sums = g.new_zeros(groups, length // 2 + 1, O // groups, C // groups, 2) if want[1] else None
+    failed = lib.gridconv_backward(
+        x.data_ptr() if isinstance(x, Tensor) else None, g.data_ptr(), packed.data_ptr(),
+        None if gx is None else gx.data_ptr(), None if sums is None else sums.data_ptr(),
+        N, C, O, groups, row, tiles, block, length, valid,
+    )  # fmt: skip
+    if failed:
+        need = workspace_bytes(length, C + O) + accumulator_bytes(length, C, O, groups)
+        raise MemoryError(f"gridconv: no memory for {need} B of workspace")
+    if sums is None:
+        return gx, None
+    # (G, F, Og, Cg) sums of spectra twice the true ones -> (O, Cg, taps)
+    sums = torch.view_as_complex(sums).permute(0, 2, 3, 1).reshape(O, C // groups, -1)
+    return gx, torch.fft.irfft(sums, n=length)[..., : length - block + 1] / 4
+
+
+def _check_packed(packed: Tensor, out_channels: int, groups: int, length: int) -> None:
+    expected = (groups, -(-out_channels // groups // OUT_BLOCK), length // 2 + 1)
+    if packed.dtype != torch.float32 or tuple(packed.shape[:3]) != expected:
+        raise ValueError(
+            f"packed: expected float32 ({', '.join(map(str, expected))}, C_in/groups, 4, 2) "
+            f"from pack(), got {packed.dtype} {tuple(packed.shape)}"
+        )
+
+
 def _self_check(lib: ctypes.CDLL) -> bool:
-    """Whether the compiled overlap-save agrees with torch's convolution on small problems."""
+    """Whether the compiled overlap-save and its kernel gradient agree with torch's
+    convolution on small problems."""
     generator = torch.Generator().manual_seed(0)
     for N, C, O, groups, n, K, L in ((2, 6, 10, 2, 100, 7, 16), (1, 3, 5, 1, 300, 20, 64)):
         x = torch.randn(N, C, n, generator=generator)
@@ -261,8 +362,18 @@ def _self_check(lib: ctypes.CDLL) -> bool:
         tiles = -(-valid // block)
         xp = torch.nn.functional.pad(x, (0, (tiles - 1) * block + L - n))
         spectrum = torch.fft.rfft(w, n=L).conj() / (2 * L)
-        y = _overlap_save(lib, xp, pack(spectrum, groups), O, groups, block, L, valid)
-        ref = torch.nn.functional.conv1d(x, w, groups=groups)
-        if not torch.allclose(y, ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item()):
+        packed = pack(spectrum, groups)
+        y = _overlap_save(lib, xp, packed, O, groups, block, L, valid)
+        g = torch.randn(N, O, valid, generator=generator)
+        gx, gw = _backward(lib, xp, g, packed, groups, block, L, valid, (True, True))
+        refs = (
+            torch.nn.functional.conv1d(x, w, groups=groups),
+            torch.nn.grad.conv1d_input(x.shape, w, g, groups=groups),
+            torch.nn.grad.conv1d_weight(x, w.shape, g, groups=groups),
+        )
+        for found, ref in zip((y, gx[..., :n], gw), refs):
+            if not torch.allclose(found, ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item()):
+                return False
+        if gx[..., n:].abs().max() > 1e-4 * refs[1].abs().max():  # past the input: no taps
             return False
     return True

@@ -17,7 +17,11 @@
  *      the inverse real FFT (merge, M-point complex FFT); the first `block` points of each
  *      tile, transposed back, written into place.
  * The 1/2 of the split, the 1/2 of the merge and the 1/M of the inverse are folded into W by
- * the caller (gridconv._native.pack_overlap_save): W = conj(rfft(w, L)) / (2L).
+ * the caller (gridconv._native.pack): W = conj(rfft(w, L)) / (2L).
+ *
+ * The backward (gridconv_backward) takes the same tiles: one transform of each output
+ * gradient tile serves both the input's gradient (times conj(W), inverted, overlap-added)
+ * and the kernel's (conjugated, times the input tile's spectrum, summed over tiles).
  */
 #include <math.h>
 #include <stdint.h>
@@ -101,18 +105,27 @@ static cv *fft(cv *x, cv *y, int64_t M, const float *tc, const float *ts, float 
     return x;
 }
 
-/* One group of eight tiles; `ws` is this thread's workspace. */
-static void tiles8(const float *x, const float *w, float *out, const int64_t *base,
-                   const int64_t *dest, const int64_t *count, int64_t C, int64_t O,
-                   int64_t Cg, int64_t Og, int64_t M, int64_t plane_in, int64_t plane_out,
-                   const float *tc, const float *ts, cv *ws) {
+/* The real spectra (L/2 + 1 bins, twice the true ones: the split's 1/2 is left out) of
+   `channels` channels of eight tiles: channel c of lane i reads src[base[i] + c * plane + j],
+   j < L, or, where `count` is given, j < count[i] with zeros after. `a`, `b`: 2 x M cvs of
+   scratch. */
+static void spectra8(const float *src, const int64_t *base, const int64_t *count,
+                     int64_t channels, int64_t plane, int64_t M, const float *tc,
+                     const float *ts, cv *a, cv *b, cv *X) {
     const int64_t L = 2 * M, F = M + 1;
-    cv *a = ws, *b = ws + M, *X = ws + 2 * M, *Y = X + C * F; /* Y: 4 channels */
-    for (int64_t c = 0; c < C; c++) {
+    for (int64_t c = 0; c < channels; c++) {
         v8 *lanes = (v8 *)a; /* L points, lane order: the pairs (even, odd) are a's cvs */
         for (int64_t j = 0; j < L; j += 8) {
             v8 r[8];
-            for (int i = 0; i < 8; i++) r[i] = *(const v8u *)(x + base[i] + c * plane_in + j);
+            for (int i = 0; i < 8; i++) {
+                const float *p = src + base[i] + c * plane + j;
+                if (count == NULL || j + 8 <= count[i]) r[i] = *(const v8u *)p;
+                else {
+                    v8 v = {0};
+                    for (int64_t e = j; e < count[i]; e++) v[e - j] = p[e - j];
+                    r[i] = v;
+                }
+            }
             transpose8(r);
             for (int i = 0; i < 8; i++) lanes[j + i] = r[i];
         }
@@ -126,6 +139,52 @@ static void tiles8(const float *x, const float *w, float *out, const int64_t *ba
             Xc[k].im = si - (tr * dr - ti * di);
         }
     }
+}
+
+/* The inverse of eight tiles' half spectra Y (M + 1 bins, scaled as W is, see the top):
+   the merge into an M-point complex spectrum, then its FFT. Returns the L points in lane
+   order (point j of lane i is [j][i]), in a or b. */
+static const v8 *inverse8(const cv *Y, int64_t M, const float *tc, const float *ts, cv *a,
+                          cv *b) {
+    for (int64_t k = 0; k < M; k++) { /* merge: Z = (A + B) + i conj(T) (A - B) */
+        const cv A = Y[k], Bc = Y[M - k];
+        const v8 sr = A.re + Bc.re, si = A.im - Bc.im, dr = A.re - Bc.re, di = A.im + Bc.im;
+        const float tr = tc[k], ti = ts[k]; /* conj(T) = (cos, +sin) */
+        const v8 ur = tr * dr - ti * di, ui = tr * di + ti * dr;
+        a[k].re = sr - ui;
+        a[k].im = si + ur;
+    }
+    return (const v8 *)fft(a, b, M, tc, ts, 1.0f);
+}
+
+/* Points [first, end[i]) of lane i of y (lane order, L points) to dst[i][0 ..]. */
+static void store8(const v8 *y, float *const dst[8], int64_t first, const int64_t *end,
+                   int64_t L) {
+    for (int64_t j = first / 8 * 8; j < L; j += 8) {
+        int done = 1;
+        for (int i = 0; i < 8; i++) done &= end[i] <= j;
+        if (done) break;
+        v8 r[8];
+        for (int i = 0; i < 8; i++) r[i] = y[j + i];
+        transpose8(r);
+        for (int i = 0; i < 8; i++) {
+            float *d = dst[i] + j - first;
+            if (j >= first && j + 8 <= end[i]) *(v8u *)d = r[i];
+            else
+                for (int64_t e = j > first ? j : first; e < end[i] && e < j + 8; e++)
+                    d[e - j] = r[i][e - j];
+        }
+    }
+}
+
+/* One group of eight tiles; `ws` is this thread's workspace. */
+static void tiles8(const float *x, const float *w, float *out, const int64_t *base,
+                   const int64_t *dest, const int64_t *count, int64_t C, int64_t O,
+                   int64_t Cg, int64_t Og, int64_t M, int64_t plane_in, int64_t plane_out,
+                   const float *tc, const float *ts, cv *ws) {
+    const int64_t L = 2 * M, F = M + 1;
+    cv *a = ws, *b = ws + M, *X = ws + 2 * M, *Y = X + C * F; /* Y: 4 channels */
+    spectra8(x, base, NULL, C, plane_in, M, tc, ts, a, b, X);
     const int64_t blocks = (Og + 3) / 4; /* output channels four at a time */
     for (int64_t ob = 0; ob < O / Og * blocks; ob++) {
         const int64_t g = ob / blocks, o0 = ob % blocks * 4;
@@ -146,33 +205,23 @@ static void tiles8(const float *x, const float *w, float *out, const int64_t *ba
             Y[2 * F + k].re = r2, Y[2 * F + k].im = i2, Y[3 * F + k].re = r3, Y[3 * F + k].im = i3;
         }
         for (int64_t e = 0; e < 4 && o0 + e < Og; e++) {
-        const int64_t o = g * Og + o0 + e;
-        const cv *Yo = Y + e * F;
-        for (int64_t k2 = 0; k2 < M; k2++) { /* merge: Z = (A + B) + i conj(T) (A - B) */
-            const cv A = Yo[k2], Bc = Yo[M - k2];
-            const v8 sr = A.re + Bc.re, si = A.im - Bc.im, dr = A.re - Bc.re, di = A.im + Bc.im;
-            const float tr = tc[k2], ti = ts[k2]; /* conj(T) = (cos, +sin) */
-            const v8 ur = tr * dr - ti * di, ui = tr * di + ti * dr;
-            a[k2].re = sr - ui;
-            a[k2].im = si + ur;
-        }
-        const v8 *y = (const v8 *)fft(a, b, M, tc, ts, 1.0f); /* L points, lane order */
-        for (int64_t j = 0; j < L; j += 8) {
-            int done = 1;
-            for (int i = 0; i < 8; i++) done &= count[i] <= j;
-            if (done) break;
-            v8 r[8];
-            for (int i = 0; i < 8; i++) r[i] = y[j + i];
-            transpose8(r);
-            for (int i = 0; i < 8; i++) {
-                float *dst = out + dest[i] + o * plane_out + j;
-                if (j + 8 <= count[i]) *(v8u *)dst = r[i];
-                else
-                    for (int64_t e = j; e < count[i]; e++) dst[e - j] = r[i][e - j];
-            }
-        }
+            const int64_t o = g * Og + o0 + e;
+            float *dst[8];
+            for (int i = 0; i < 8; i++) dst[i] = out + dest[i] + o * plane_out;
+            store8(inverse8(Y + e * F, M, tc, ts, a, b), dst, 0, count, L);
         }
     }
+}
+
+/* cos and sin of 2 pi j / L, j < L, one after the other in one allocation (free it). */
+static float *twiddles(int64_t L) {
+    float *t = malloc(sizeof(float) * 2 * L);
+    if (t == NULL) return NULL;
+    for (int64_t j = 0; j < L; j++) {
+        t[j] = (float)cos(2.0 * M_PI * (double)j / (double)L);
+        t[L + j] = (float)sin(2.0 * M_PI * (double)j / (double)L);
+    }
+    return t;
 }
 
 /* x: the padded input, (N, C, row_in) float, tile t of image n reading x[n, c, t*block :
@@ -182,12 +231,8 @@ int gridconv_overlap_save(const float *x, const float *w, float *out, int64_t N,
                           int64_t O, int64_t groups, int64_t row_in, int64_t tiles,
                           int64_t block, int64_t L, int64_t valid) {
     const int64_t M = L / 2, F = M + 1, Cg = C / groups, Og = O / groups;
-    float *tc = malloc(sizeof(float) * 2 * L), *ts = tc + L;
+    float *tc = twiddles(L), *ts = tc + L;
     if (tc == NULL) return 1;
-    for (int64_t j = 0; j < L; j++) {
-        tc[j] = (float)cos(2.0 * M_PI * (double)j / (double)L);
-        ts[j] = (float)sin(2.0 * M_PI * (double)j / (double)L);
-    }
     const int64_t rows = N * tiles, groups8 = (rows + LANES - 1) / LANES;
     const size_t bytes = sizeof(cv) * (size_t)(2 * M + (C + 4) * F);
     int failed = 0;
@@ -213,6 +258,150 @@ int gridconv_overlap_save(const float *x, const float *w, float *out, int64_t N,
         }
         free(ws);
     }
+    free(tc);
+    return failed;
+}
+
+/* Both gradients of gridconv_overlap_save, from the output gradient g: (N, O, valid) (tile t
+   of image n holding g[n, o, t*block : min((t+1)*block, valid)], zeros after), with the
+   spectra G of its tiles taken once for both.
+   - gx (unless NULL): the padded input's gradient, (N, C, row_in), row_in >= tiles * block +
+     L - block. Per tile, sum_o G_o[k] conj(W[o][k][c]) inverted is the tile's share by
+     overlap-add: its first `block` points go to gx[n, c, t*block ..], the other L - block to
+     `tail`, then a second pass adds them at gx[n, c, (t+1)*block ..] (L - block <= block, so
+     neither pass has two threads write a point).
+   - gw (unless NULL): the kernel gradient's spectra, gw[g][k][o][c] (complex, (groups, M + 1,
+     Og, Cg, 2) float, zeroed by the caller) += sum over tiles of conj(G_o[k]) X_c[k], X the
+     spectra of the input's tiles as gridconv_overlap_save reads them; four times the true
+     sums (both spectra are twice the true ones). The first L - block + 1 points of their
+     inverse are the gradient of the kernel's taps: a tile's gradient points meet input points
+     at most block - 1 + L - block places on, so no product wraps around. Each thread sums
+     its tiles lane by lane, in (groups, M + 1, Og, Cg) x 8 lanes, then adds its lanes into
+     gw, one thread at a time.
+   w is the forward's packed kernel (needed for gx only), x its padded input (for gw only). */
+int gridconv_backward(const float *x, const float *g, const float *w, float *gx, float *gw,
+                      int64_t N, int64_t C, int64_t O, int64_t groups, int64_t row_in,
+                      int64_t tiles, int64_t block, int64_t L, int64_t valid) {
+    const int64_t M = L / 2, F = M + 1, Cg = C / groups, Og = O / groups, T = L - block;
+    const int64_t pairs = gw != NULL ? groups * F * Og * Cg : 0;
+    const int64_t rows = N * tiles, groups8 = (rows + LANES - 1) / LANES;
+    float *tc = twiddles(L), *ts = tc + L;
+    float *tail = gx != NULL && T > 0 ? malloc(sizeof(float) * (size_t)(rows * C * T)) : NULL;
+    if (tc == NULL || (gx != NULL && T > 0 && tail == NULL)) {
+        free(tc);
+        return 1;
+    }
+    const size_t bytes = sizeof(cv) * (size_t)(2 * M + (C + O) * F + pairs);
+    int failed = 0;
+#pragma omp parallel
+    {
+        cv *ws = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        if (ws == NULL) {
+#pragma omp atomic write
+            failed = 1;
+        }
+        cv *a = ws, *b = ws + M, *X = ws + 2 * M, *G = X + C * F, *acc = G + O * F;
+        if (ws != NULL) memset(acc, 0, sizeof(cv) * (size_t)pairs);
+#pragma omp for schedule(static)
+        for (int64_t q = 0; q < groups8; q++) {
+            if (ws == NULL) continue;
+            int64_t base[LANES], gbase[LANES], count[LANES], main[LANES], end[LANES];
+            for (int i = 0; i < LANES; i++) {
+                const int r = q * LANES + i < rows, row = r ? q * LANES + i : rows - 1;
+                const int64_t n = row / tiles, t = row % tiles, left = valid - t * block;
+                base[i] = n * C * row_in + t * block;
+                gbase[i] = n * O * valid + t * block;
+                count[i] = r ? (left < block ? left : block) : 0;
+                main[i] = r ? block : 0;
+                end[i] = r ? L : block;
+            }
+            spectra8(g, gbase, count, O, valid, M, tc, ts, a, b, G);
+            if (gw != NULL) {
+                spectra8(x, base, NULL, C, row_in, M, tc, ts, a, b, X);
+                for (int64_t h = 0; h < groups; h++) {
+                    const cv *Xh = X + h * Cg * F, *Gh = G + h * Og * F;
+                    for (int64_t k = 0; k < F; k++) { /* acc[h][k][o][c] += conj(G_o) X_c */
+                        cv *s = acc + (h * F + k) * Og * Cg;
+                        for (int64_t o = 0; o < Og; o++) {
+                            const v8 gr = Gh[o * F + k].re, gi = Gh[o * F + k].im;
+                            for (int64_t c = 0; c < Cg; c++) {
+                                const v8 xr = Xh[c * F + k].re, xi = Xh[c * F + k].im;
+                                s[o * Cg + c].re += gr * xr + gi * xi;
+                                s[o * Cg + c].im += gr * xi - gi * xr;
+                            }
+                        }
+                    }
+                }
+            }
+            if (gx == NULL) continue;
+            /* X (no longer needed) takes the input gradient's spectra:
+               X_c[k] = sum_o G_o[k] conj(W[o][k][c]), W packed (G, ceil(Og/4), F, Cg, 4, 2) */
+            const int64_t blocks = (Og + 3) / 4; /* output channels four at a time */
+            for (int64_t h = 0; h < groups; h++) {
+                for (int64_t k = 0; k < F; k++) {
+                    for (int64_t ob = 0; ob < blocks; ob++) {
+                        cv g4[4];
+                        for (int e = 0; e < 4; e++) {
+                            const int64_t o = ob * 4 + e;
+                            const cv zero = {{0}, {0}};
+                            g4[e] = o < Og ? G[(h * Og + o) * F + k] : zero;
+                        }
+                        const float *wk = w + ((h * blocks + ob) * F + k) * Cg * 8;
+                        for (int64_t c = 0; c < Cg; c++) {
+                            cv *Y = X + (h * Cg + c) * F + k;
+                            v8 re = {0}, im = {0};
+                            if (ob > 0) re = Y->re, im = Y->im;
+                            const float *wc = wk + c * 8;
+                            for (int e = 0; e < 4; e++) {
+                                re += g4[e].re * wc[2 * e] + g4[e].im * wc[2 * e + 1];
+                                im += g4[e].im * wc[2 * e] - g4[e].re * wc[2 * e + 1];
+                            }
+                            Y->re = re, Y->im = im;
+                        }
+                    }
+                }
+            }
+            for (int64_t c = 0; c < C; c++) {
+                float *dst[8], *rest[8];
+                for (int i = 0; i < 8; i++) {
+                    const int64_t row = q * LANES + i < rows ? q * LANES + i : 0;
+                    dst[i] = gx + base[i] + c * row_in;
+                    rest[i] = tail + (row * C + c) * T;
+                }
+                const v8 *y = inverse8(X + c * F, M, tc, ts, a, b);
+                store8(y, dst, 0, main, L);
+                if (T > 0) store8(y, rest, block, end, L);
+            }
+        }
+        if (ws != NULL && gw != NULL) {
+#pragma omp critical
+            for (int64_t p = 0; p < pairs; p++) {
+                float re = 0, im = 0;
+                for (int i = 0; i < LANES; i++) re += acc[p].re[i], im += acc[p].im[i];
+                gw[2 * p] += re;
+                gw[2 * p + 1] += im;
+            }
+        }
+        free(ws);
+        if (gx != NULL) { /* the tails, added one tile on; the last tile's set, then zeros */
+#pragma omp barrier
+#pragma omp for schedule(static)
+            for (int64_t r = 0; r < N * C; r++) {
+                const int64_t n = r / C, c = r % C;
+                float *row = gx + r * row_in;
+                for (int64_t t = 0; t < tiles; t++) {
+                    const float *from = tail + ((n * tiles + t) * C + c) * T;
+                    float *to = row + (t + 1) * block;
+                    if (t + 1 < tiles)
+                        for (int64_t j = 0; j < T; j++) to[j] += from[j];
+                    else
+                        for (int64_t j = 0; j < T; j++) to[j] = from[j];
+                }
+                for (int64_t j = tiles * block + T; j < row_in; j++) row[j] = 0;
+            }
+        }
+    }
+    free(tail);
     free(tc);
     return failed;
 }

@@ -4,10 +4,11 @@ FFT method's fast path, with its own rule of when it applies and its own cost mo
 torch's path (:mod:`gridconv.functional.methods.fft`) makes each stage a pass over memory: padded
 tiles, spectra, spectra frequency-major for the mixing matmul, products, inverse, valid
 parts. The compiled kernel takes eight tiles at a time through every stage while they are in
-cache, a tile per vector lane, at power-of-two lengths. In training it also computes the
-input gradient (:func:`input_gradient`: the output gradient correlated with the flipped,
-transposed kernel); the kernel gradient is torch's FFTs' (see ``fft.CompiledFFTConv``). The
-results agree with torch's path to float32 rounding.
+cache, a tile per vector lane, at power-of-two lengths. In training it also computes both
+gradients (:func:`backward`) from one transform of each tile of the output gradient: the
+input's by overlap-add of the tiles' products with the kernel's spectrum, the kernel's as
+sums over tiles of products with the input's tile spectra. The results agree with torch's
+path to float32 rounding.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 from torch import Tensor
 
 from gridconv import _memo, _native
-from gridconv.functional._spec import ConvSpec, conv_spec, dilate_kernel
+from gridconv.functional._spec import ConvSpec, dilate_kernel
 from gridconv.functional.padding import pad
 
 # Relative cost per tile point of the kernel's stages, measured (one thread, 4 x 8 x 65536,
@@ -35,6 +36,16 @@ MIX_SPILL = 0.3
 # Shorter transforms lose to their per-tile overheads (measured: L = 32 and 64 up to 1.3x
 # slower than 128 - 2048 at K3 and K7), but where one short transform takes the whole input.
 SHORTEST, LONGEST = 128, 2**16
+# The most bytes of workspace a thread may take for the kernel gradient (above it, torch's
+# FFTs compute it): its sums per channel pair and bin are 8 lanes of complex float32 each.
+ACCUMULATOR_MAX_BYTES = 32 * 2**20
+# The backward's time over the forward's, measured on five shapes (1 - 64 channels, K9 -
+# K100, L 256 - 512): the input gradient's 1.25 - 1.6, the kernel gradient's 1.1 - 1.6 with
+# its sums in cache, slower by SUMS_SPILL per MiB of a thread's sums beyond the first (3.6
+# at 8 MiB).
+BACKWARD_X = 1.4
+BACKWARD_W = 1.3
+SUMS_SPILL = 0.2
 
 
 @dataclass(frozen=True)
@@ -81,9 +92,8 @@ def compiled_length(
 
 def applies(x: Tensor, w: Tensor, spec: ConvSpec) -> bool:
     """Whether ``fft_conv`` takes the compiled path for this call: 1-D, on the CPU, float32
-    (or half precision, computed in float32), a length that fits (for the input gradient's
-    correlation too, when ``x`` wants a gradient), and the compiled kernels available on
-    this machine."""
+    (or half precision, computed in float32), a length that fits, and the compiled kernels
+    available on this machine."""
     if spec.ndim != 1 or x.device.type != "cpu" or w.device.type != "cpu":
         return False
     if x.dtype not in (torch.float32, torch.float16, torch.bfloat16):
@@ -91,52 +101,75 @@ def applies(x: Tensor, w: Tensor, spec: ConvSpec) -> bool:
     O = w.shape[0]
     if compiled_length(spec.padded_size[0], spec.span[0], spec.in_channels, O, spec.groups) is None:
         return False
-    if torch.is_grad_enabled() and x.requires_grad:
-        back = adjoint_spec(spec, O)
-        if (
-            compiled_length(back.padded_size[0], back.span[0], O, spec.in_channels, spec.groups)
-            is None
-        ):
-            return False
     return _native.available()
 
 
-@_memo.cached()
-def adjoint_spec(spec: ConvSpec, out_channels: int) -> ConvSpec:
-    """The correlation whose output is the padded input's gradient: the output gradient,
-    stride-upsampled to the valid length V and padded by ``span - 1`` on both sides, with
-    the flipped kernel, input and output channels exchanged in each group."""
-    (span,), (P,) = spec.span, spec.padded_size
-    return conv_spec(
-        (spec.in_channels, out_channels // spec.groups, span),
-        out_channels,
-        (P - span + 1,),
-        stride=1,
-        padding=[(span - 1, span - 1)],
-        dilation=1,
-        groups=spec.groups,
-        padding_mode="zeros",
-    )
-
-
-def input_gradient(g: Tensor, w: Tensor, spec: ConvSpec) -> Tensor:
-    """The gradient of the padded input, ``(N, C_out, o) -> (N, C_in, P)``, by the compiled
-    correlation of the stride-upsampled output gradient with the flipped, transposed kernel
-    (the chapter's eq. 9.13)."""
-    O, Cg = w.shape[:2]
-    G = spec.groups
-    back = adjoint_spec(spec, O)
-    wd = dilate_kernel(w.detach().to(torch.float32), spec.dilation)  # (O, Cg, S)
-    wt = wd.reshape(G, O // G, Cg, -1).transpose(1, 2).reshape(G * Cg, O // G, -1).flip(-1)
-    N = g.shape[0]
-    (valid,) = back.input_size
+def _upsampled(g: Tensor, valid: int, spec: ConvSpec) -> Tensor:
+    """The output gradient at every valid position (zeros where the stride skips), float32."""
     (stride,) = spec.stride
-    if stride > 1:
-        full = g.new_zeros(N, O, valid, dtype=torch.float32)
-        full[..., ::stride] = g
-    else:
-        full = g.to(torch.float32)
-    return apply(full, prepare(wt, back), back)
+    if stride == 1:
+        return g.to(torch.float32).contiguous()
+    full = g.new_zeros(*g.shape[:2], valid, dtype=torch.float32)
+    full[..., ::stride] = g
+    return full
+
+
+def kernel_gradient_fits(kernel: CompiledKernel, spec: ConvSpec) -> bool:
+    """Whether a thread's workspace for the kernel gradient (the spectra of every input and
+    output channel, and a sum per channel pair and bin) fits ACCUMULATOR_MAX_BYTES."""
+    return _fits(kernel.length, spec.in_channels, kernel.out_channels, spec.groups)
+
+
+def _fits(length: int, in_channels: int, out_channels: int, groups: int) -> bool:
+    need = _native.workspace_bytes(length, in_channels + out_channels)
+    sums = _native.accumulator_bytes(length, in_channels, out_channels, groups)
+    return need + sums <= ACCUMULATOR_MAX_BYTES
+
+
+def backward_factor(
+    spec: ConvSpec, out_channels: int, grads: tuple[bool, bool]
+) -> tuple[float, bool]:
+    """The time of the forward and the backward ``grads`` wants, over the forward's; and
+    whether the kernel's gradient falls to torch's FFTs (then it is not in the factor)."""
+    want_x, want_w = grads
+    C, G = spec.in_channels, spec.groups
+    length = compiled_length(spec.padded_size[0], spec.span[0], C, out_channels, G)
+    if length is None:
+        return math.inf, False
+    factor = 1 + BACKWARD_X * want_x
+    if want_w and not _fits(length, C, out_channels, G):
+        return factor, True
+    sums = _native.accumulator_bytes(length, C, out_channels, G) / 2**20
+    return factor + want_w * BACKWARD_W * (1 + SUMS_SPILL * max(0, sums - 1)), False
+
+
+def backward(
+    x: Tensor, g: Tensor, kernel: CompiledKernel, spec: ConvSpec, want: tuple[bool, bool]
+) -> tuple[Tensor | None, Tensor | None]:
+    """The gradients of the padded input (the chapter's eq. 9.13: the output gradient,
+    stride-upsampled, convolved with the kernel) and of the kernel (the input correlated
+    with the output gradient; only the kernel's taps), by the compiled kernel from one
+    transform of each tile of the output gradient. ``want`` says which; the caller computes
+    the kernel's where it does not :func:`kernel_gradient_fits`.
+
+    Shape:
+        ``(N, C_in, n), (N, C_out, o) -> (N, C_in, P), (C_out, C_in / groups, k)``, float32,
+        ``P`` the padded input's length.
+    """
+    if want[1]:
+        xp, valid = _padded(x, kernel, spec)
+    else:  # the padded input's shape will do
+        xp, valid = _padded_shape(x, kernel, spec)
+    gxp, taps = _native.backward(
+        xp, _upsampled(g, valid, spec), kernel.packed, spec.groups, kernel.block,
+        kernel.length, valid, want,
+    )  # fmt: skip
+    if gxp is not None:
+        gxp = gxp[..., : spec.padded_size[0]]
+    (dilation,) = spec.dilation
+    if taps is not None and dilation > 1:
+        taps = taps[..., ::dilation]
+    return gxp, taps
 
 
 def prepare(w: Tensor, spec: ConvSpec) -> CompiledKernel:
@@ -156,18 +189,9 @@ def prepare(w: Tensor, spec: ConvSpec) -> CompiledKernel:
 def apply(x: Tensor, kernel: CompiledKernel, spec: ConvSpec) -> Tensor:
     """Correlate a batched ``x`` with a prepared kernel; ``(N, C_in, n) -> (N, C_out, o)``."""
     out_dtype = x.dtype
-    x = x.to(torch.float32)
-    n = x.shape[-1]
-    ((before, after),) = spec.pairs
-    valid = n + before + after - kernel.kernel + 1
-    tiles = -(-valid // kernel.block)
-    row = (tiles - 1) * kernel.block + kernel.length  # >= the padded length
-    if spec.padding_mode == "zeros":
-        xp = pad(x, ((before, row - n - before),))
-    else:
-        xp = pad(pad(x, spec.pairs, spec.padding_mode), ((0, row - n - before - after),))
+    xp, valid = _padded(x, kernel, spec)
     y = _native.overlap_save(
-        xp.contiguous(),
+        xp,
         kernel.packed,
         kernel.out_channels,
         spec.groups,
@@ -179,6 +203,31 @@ def apply(x: Tensor, kernel: CompiledKernel, spec: ConvSpec) -> Tensor:
     if stride > 1:
         y = y[..., ::stride]
     return y.to(out_dtype)
+
+
+def _padded_shape(
+    x: Tensor, kernel: CompiledKernel, spec: ConvSpec
+) -> tuple[tuple[int, int, int], int]:
+    """The shape of ``x`` padded as :func:`_padded` pads it; and the valid outputs per row."""
+    N, C, n = x.shape
+    ((before, after),) = spec.pairs
+    valid = n + before + after - kernel.kernel + 1
+    tiles = -(-valid // kernel.block)
+    return (N, C, (tiles - 1) * kernel.block + kernel.length), valid
+
+
+def _padded(x: Tensor, kernel: CompiledKernel, spec: ConvSpec) -> tuple[Tensor, int]:
+    """``x`` padded as ``spec`` says and, with zeros, on to the end of its last tile,
+    float32 and contiguous; and the valid outputs per row."""
+    x = x.to(torch.float32)
+    n = x.shape[-1]
+    ((before, after),) = spec.pairs
+    (_, _, row), valid = _padded_shape(x, kernel, spec)  # row >= the padded length
+    if spec.padding_mode == "zeros":
+        xp = pad(x, ((before, row - n - before),))
+    else:
+        xp = pad(pad(x, spec.pairs, spec.padding_mode), ((0, row - n - before - after),))
+    return xp.contiguous(), valid
 
 
 def work(spec: ConvSpec, batch: int, out_channels: int) -> float:

@@ -304,9 +304,12 @@ def seconds(
     each gradient ``grads`` wants (of the input, of the kernel)."""
     forward = _forward_seconds(batch, out_channels, spec, device, kept, compiled)
     want_x, want_w = grads
-    if compiled:  # the input gradient compiled too; the kernel's by torch's FFTs
+    if compiled:  # both gradients compiled too, but the kernel's where its sums do not fit
+        factor, on_torch = overlap_save.backward_factor(spec, out_channels, grads)
+        if not on_torch:
+            return forward * factor
         torch_path = _forward_seconds(batch, out_channels, spec, device, False, False)
-        return forward * (1 + want_x) + want_w * CPU["fft_backward_w"] * torch_path
+        return forward * factor + CPU["fft_backward_w"] * torch_path
     return forward * (1 + CPU["fft_backward_x"] * want_x + CPU["fft_backward_w"] * want_w)
 
 
@@ -418,15 +421,15 @@ class FFTConv(torch.autograd.Function):
 
 
 class CompiledFFTConv(torch.autograd.Function):
-    """The compiled 1-D path, trained: the forward and the input gradient (a correlation of
-    the output gradient with the flipped kernel) by the compiled kernel; the kernel gradient
-    (a correlation of the input with the output gradient, of which only the kernel's taps
-    are wanted) by torch's FFTs, as :class:`FFTConv` computes it."""
+    """The compiled 1-D path, trained: the forward and both gradients by the compiled kernel
+    (see :func:`.compiled.backward`), but where its sums per channel pair and frequency
+    would take too much memory: there the kernel gradient is torch's FFTs', as
+    :class:`FFTConv` computes it."""
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, w: Tensor, spec: ConvSpec, kernel: CompiledKernel) -> Tensor:
         ctx.save_for_backward(x, w)
-        ctx.spec = spec
+        ctx.spec, ctx.kernel = spec, kernel
         return overlap_save.apply(x, kernel, spec)
 
     @staticmethod
@@ -436,11 +439,13 @@ class CompiledFFTConv(torch.autograd.Function):
         want_x, want_w = ctx.needs_input_grad[:2]
         if torch.is_grad_enabled():
             return (*_double_backward(x, w, g, spec, want_x, want_w), None, None)
+        want = (want_x, want_w and overlap_save.kernel_gradient_fits(ctx.kernel, spec))
         gx = gw = None
-        if want_x:
-            gxp = overlap_save.input_gradient(g, w, spec)
-            gx = pad_adjoint(gxp, spec.pairs, spec.padding_mode).to(x.dtype)
-        if want_w:
+        if any(want):
+            gxp, gw = overlap_save.backward(x.detach(), g, ctx.kernel, spec, want)
+            gx = None if gxp is None else pad_adjoint(gxp, spec.pairs, spec.padding_mode)
+            gx, gw = _cast(gx, x), _cast(gw, w)
+        if want_w and not want[1]:
             kernel = prepare_fft(w.detach(), spec)
             xs, tiles = input_spectra(x.detach(), kernel, spec)
             gw = _cast(_gradients(g, kernel, xs, spec, tiles, x.shape[0], False)[1], w)
