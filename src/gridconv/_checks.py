@@ -9,21 +9,42 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 
+@dataclass(frozen=True)
+class TensorMeta:
+    """What the checks read of a tensor (shape, dtype, device), standing in for it where a
+    traced program validates its calls once, at trace time (see ``gridconv.functional._trace``)."""
+
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+    device: torch.device
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def is_floating_point(self) -> bool:
+        return self.dtype.is_floating_point
+
+
+TENSOR_TYPES = (torch.Tensor, TensorMeta)
+
+
 def describe(value: Any) -> str:
     """A short, readable description of ``value`` for error messages."""
-    if isinstance(value, torch.Tensor):
+    if isinstance(value, TENSOR_TYPES):
         return f"a {value.dtype} tensor of shape {tuple(value.shape)} on {value.device}"
     return f"{value!r} ({type(value).__name__})"
 
 
 def check_tensor(name: str, value: Any) -> torch.Tensor:
     """``value`` must be a floating-point tensor."""
-    if not isinstance(value, torch.Tensor):
+    if not isinstance(value, TENSOR_TYPES):
         raise TypeError(f"`{name}` must be a torch.Tensor, got {describe(value)}.")
     if not value.is_floating_point():
         raise TypeError(

@@ -16,7 +16,15 @@ import torch
 from torch import Tensor
 
 from gridconv import _memo
-from gridconv._checks import check_choice, check_int, check_same_kind, check_tensor, describe
+from gridconv._checks import (
+    TENSOR_TYPES,
+    TensorMeta,
+    check_choice,
+    check_int,
+    check_same_kind,
+    check_tensor,
+    describe,
+)
 from gridconv._shapes import (
     Padding,
     PaddingPairs,
@@ -26,6 +34,7 @@ from gridconv._shapes import (
     parse_padding,
     resolve_padding,
 )
+from gridconv.functional._trace import Record, constant, tracing
 from gridconv.functional.padding import PADDING_MODES
 
 
@@ -43,7 +52,7 @@ class HasShape(Protocol):
 
 
 @dataclass(frozen=True)
-class ConvSpec:
+class ConvSpec(Record):
     """A fully resolved convolution: every field is one value per spatial dim."""
 
     in_channels: int
@@ -57,10 +66,7 @@ class ConvSpec:
     output_size: tuple[int, ...]
     padded_size: tuple[int, ...]  # input_size plus the padding on both sides
     span: tuple[int, ...]  # the dilated kernel's extent: dilation * (kernel_size - 1) + 1
-
-    @property
-    def ndim(self) -> int:
-        return len(self.input_size)
+    ndim: int  # spatial dims (a field, not a property: traced code reads it as a constant)
 
     def __hash__(self) -> int:  # specs key the planner's caches on every call: hash once
         cached = self.__dict__.get("_hash")
@@ -194,6 +200,7 @@ def _conv_spec(
     return ConvSpec(
         padded_size=tuple(n + b + a for n, (b, a) in zip(input_size, pairs)),
         span=tuple(dl * (k - 1) + 1 for k, dl in zip(kernel_size, dilation)),
+        ndim=d,
         in_channels=in_channels,
         input_size=tuple(input_size),
         kernel_size=tuple(kernel_size),
@@ -275,6 +282,9 @@ def setup(
     devices; the same hyper-parameters, ``True`` and ``1.0`` told from ``1``) skips the
     checks.
     """
+    if tracing():  # validated at trace time, from the tensors' stand-ins
+        spec, batched = _validate(x, w, bias, stride, padding, dilation, groups, padding_mode)
+        return (x if batched else x.unsqueeze(0)), spec, batched
     hyper = (stride, padding, dilation, groups, padding_mode)
     if not all(type(v) in _PLAIN for v in hyper):  # tell True and 1.0 from 1
         hyper = repr(hyper)
@@ -288,10 +298,29 @@ def setup(
         known = _VALID_CALLS.get(key)
     except (AttributeError, TypeError):  # not tensors: the checks below say what is wrong
         key, known = None, None
-    if known is not None:
-        spec, batched = known
-        return (x if batched else x.unsqueeze(0)), spec, batched
-    if isinstance(w, Tensor):
+    if known is None:
+        known = _validate(x, w, bias, stride, padding, dilation, groups, padding_mode)
+        if key is not None:
+            if len(_VALID_CALLS) > 4096:
+                _VALID_CALLS.clear()
+            _VALID_CALLS[key] = known
+    spec, batched = known
+    return (x if batched else x.unsqueeze(0)), spec, batched
+
+
+@constant
+def _validate(
+    x: Tensor | TensorMeta,
+    w: Tensor | TensorMeta | HasShape,
+    bias: Tensor | TensorMeta | None,
+    stride: int | Sequence[int],
+    padding: Padding,
+    dilation: int | Sequence[int],
+    groups: int,
+    padding_mode: str,
+) -> tuple[ConvSpec, bool]:
+    """The checks of :func:`setup`, on tensors or their stand-ins (while tracing)."""
+    if isinstance(w, TENSOR_TYPES):
         d = check_weight(w)
         check_input(x, d)
         check_same_kind(x=x, w=w)
@@ -300,12 +329,11 @@ def setup(
         check_input(x, d)
         check_same_kind(x=x, kernel=w)
     batched = x.ndim == d + 2
-    if not batched:
-        x = x.unsqueeze(0)
+    shape = tuple(x.shape) if batched else (1, *x.shape)
     spec = conv_spec(
         w,
-        x.shape[1],
-        x.shape[2:],
+        shape[1],
+        shape[2:],
         stride=stride,
         padding=padding,
         dilation=dilation,
@@ -313,11 +341,7 @@ def setup(
         padding_mode=padding_mode,
     )
     check_bias(bias, x, w.shape[0], spec.output_size)
-    if key is not None:
-        if len(_VALID_CALLS) > 4096:
-            _VALID_CALLS.clear()
-        _VALID_CALLS[key] = spec, batched
-    return x, spec, batched
+    return spec, batched
 
 
 # Calls validated before. Checking costs ~10 us a call, which a 0.3 ms convolution feels

@@ -15,7 +15,9 @@ from torch import Tensor
 from gridconv._checks import check_choice, describe
 from gridconv._shapes import Padding
 from gridconv.functional._spec import ConvSpec, finish, setup
+from gridconv.functional._trace import constant, exporting, tracing
 from gridconv.functional.methods import REGISTRY, KernelCache, planner
+from gridconv.functional.methods import compiled as overlap_save
 from gridconv.functional.methods.base import small, wants_grad
 from gridconv.functional.methods.fft import spectrum_kept
 from gridconv.functional.methods.separable import exactly_separable
@@ -30,6 +32,32 @@ def _auto(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None) -> st
     needs_grad = torch.is_grad_enabled() and (w.requires_grad, x.requires_grad)
     key = ("auto", planner.state(), x.shape[0], spec, needs_grad)
     return small(cache, w).get(w, key, lambda: _plan(x, w, spec, cache))
+
+
+def _traced_auto(x: Tensor, w: Tensor, spec: ConvSpec) -> str:
+    """auto's choice while tracing: the cost model's, from the traced shapes (nothing is
+    measured or remembered), but the direct method for ``torch.export`` (a program for
+    other runtimes, ONNX among them, which have no complex tensors); never the separable
+    path (whether a kernel is separable depends on its values)."""
+    if exporting():
+        return "direct"
+    compiled = overlap_save.applies(x, w, spec)
+    grads = planner.wanted_grads(x, w)
+    return _modelled(x.shape[0], w.shape[0], spec, x.device, compiled, grads)
+
+
+@constant
+def _modelled(
+    batch: int,
+    out_channels: int,
+    spec: ConvSpec,
+    device: torch.device,
+    compiled: bool,
+    grads: tuple[bool, bool],
+) -> str:
+    times = planner.estimates(batch, out_channels, spec, device, False, compiled, grads)
+    times.pop("separable", None)
+    return min(times, key=times.__getitem__)
 
 
 def _plan(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None) -> str:
@@ -161,10 +189,10 @@ def conv(
         groups=groups,
         padding_mode=padding_mode,
     )
-    if cache is not None and wants_grad(w):
-        cache = None  # a cached transform of w would cut the gradient to w
+    if cache is not None and (wants_grad(w) or tracing()):
+        cache = None  # a cached transform of w would cut the gradient to w, or the graph
     if method == "auto":
-        method = _auto(x, w, spec, cache)
+        method = _traced_auto(x, w, spec) if tracing() else _auto(x, w, spec, cache)
     return finish(REGISTRY[method].run(x, w, spec, cache), bias, batched)
 
 

@@ -27,6 +27,7 @@ from torch import Tensor
 from gridconv import _memo
 from gridconv._shapes import Padding, ntuple
 from gridconv.functional._spec import ConvSpec, check_bias, finish
+from gridconv.functional._trace import constant, tracing
 from gridconv.functional._unshared import setup_unshared
 from gridconv.functional.padding import pad, pad_adjoint
 
@@ -36,6 +37,7 @@ _TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CHANNELS_LAST = {2: torch.channels_last, 3: torch.channels_last_3d}
 
 
+@constant
 @_memo.cached(maxsize=256)
 def _phases(spec: ConvSpec, tile: tuple[int, ...]) -> list[tuple[int, tuple, tuple, bool]]:
     """Every kernel of the tile that some output uses: its index in the tile, the part of
@@ -88,6 +90,7 @@ def _shifted(xs: Tensor, reads: tuple) -> Tensor:
     return xs.as_strided(xs.shape, xs.stride(), xs.storage_offset() + start)
 
 
+@constant
 @_memo.cached(maxsize=256)
 def _as_2d(spec: ConvSpec) -> ConvSpec:
     """A 1-D convolution as a 2-D one over an input of height 1."""
@@ -99,6 +102,9 @@ def _as_2d(spec: ConvSpec) -> ConvSpec:
         dilation=(1, *spec.dilation),
         pairs=((0, 0), *spec.pairs),
         output_size=(1, *spec.output_size),
+        padded_size=(1, *spec.padded_size),
+        span=(1, *spec.span),
+        ndim=spec.ndim + 1,
     )
 
 
@@ -131,6 +137,7 @@ def _polyphase_kernel(
     return torch.cat([kernels.reshape(-1), kernels.new_zeros(1)])[index]
 
 
+@constant
 @_memo.cached(maxsize=64)
 def _polyphase_index(
     spec: ConvSpec, tile: tuple[int, ...], out_channels: int, forward: bool = False
@@ -229,6 +236,7 @@ SPACE_TO_DEPTH_MAX_TAPS = 1.5
 SPACE_TO_DEPTH_MAX_OUTPUTS = 576
 
 
+@constant
 def _space_to_depth_pays(spec: ConvSpec, tile: tuple[int, ...]) -> bool:
     """Whether :func:`_space_to_depth_conv` is the faster way (measured above, CPU)."""
     S, E = _phase_grid(spec, tile)
@@ -296,6 +304,22 @@ class _GradientLayout(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         return grad.contiguous(memory_format=ctx.layout), None
+
+
+def _traced(x: Tensor, kernels: Tensor, spec: ConvSpec, tile: tuple[int, ...]) -> Tensor:
+    """The tiled convolution in plain differentiable ops, for traced programs: one strided
+    convolution per kernel of the tile on slices of the padded input, outputs interleaved
+    (no views past a tensor's end, no custom backward: the compiler derives it)."""
+    O = kernels.shape[0] // math.prod(tile)
+    strides = tuple(s * t for s, t in zip(spec.stride, tile))
+    xp = pad(x, spec.pairs, spec.padding_mode)
+    out = x.new_zeros(x.shape[0], O, *spec.output_size)
+    for k, reads, fills, _ in _phases(spec, tile):
+        conv_nd = _TORCH_CONV[spec.ndim]
+        out[fills] = conv_nd(
+            xp[reads], kernels[k * O : (k + 1) * O], None, strides, 0, spec.dilation
+        )
+    return out
 
 
 class _TiledConv(torch.autograd.Function):
@@ -454,6 +478,8 @@ def tiled_conv(
     tile = ntuple("tile_size", tuple(w.shape[:d]), d)
     check_bias(bias, x, w.shape[d], spec.output_size)
     kernels = w.reshape(-1, *w.shape[d + 1 :])  # (prod(tile) * C_out, C_in, *kernel_size)
+    if tracing():
+        return finish(_traced(x, kernels, spec, tile), bias, batched)
     on_cpu = x.device.type == "cpu"
     # The output (and the input's gradient) come in the caller's layout, as torch's own
     # convolutions do: channels-last inputs get channels-last outputs, and skip two copies.

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from gridconv import _memo, _native
 from gridconv.functional._spec import ConvSpec, dilate_kernel
+from gridconv.functional._trace import constant
 from gridconv.functional.padding import pad
 
 # Relative cost per tile point of the kernel's stages, measured (one thread, 4 x 8 x 65536,
@@ -71,6 +72,7 @@ def _cost(
     return tiles * length * per_point * (1 + WORKSPACE_SPILL * max(0, workspace - 1))
 
 
+@constant
 @_memo.cached()
 def compiled_length(
     padded: int, kernel: int, in_channels: int, out_channels: int, groups: int
@@ -94,12 +96,19 @@ def applies(x: Tensor, w: Tensor, spec: ConvSpec) -> bool:
     """Whether ``fft_conv`` takes the compiled path for this call: 1-D, on the CPU, float32
     (or half precision, computed in float32), a length that fits, and the compiled kernels
     available on this machine."""
-    if spec.ndim != 1 or x.device.type != "cpu" or w.device.type != "cpu":
+    return _applies(spec, x.device.type, w.device.type, x.dtype, w.shape[0])
+
+
+@constant
+def _applies(
+    spec: ConvSpec, x_device: str, w_device: str, dtype: torch.dtype, out_channels: int
+) -> bool:
+    if spec.ndim != 1 or x_device != "cpu" or w_device != "cpu":
         return False
-    if x.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+    if dtype not in (torch.float32, torch.float16, torch.bfloat16):
         return False
-    O = w.shape[0]
-    if compiled_length(spec.padded_size[0], spec.span[0], spec.in_channels, O, spec.groups) is None:
+    C, G = spec.in_channels, spec.groups
+    if compiled_length(spec.padded_size[0], spec.span[0], C, out_channels, G) is None:
         return False
     return _native.available()
 
@@ -117,10 +126,10 @@ def _upsampled(g: Tensor, valid: int, spec: ConvSpec) -> Tensor:
 def kernel_gradient_fits(kernel: CompiledKernel, spec: ConvSpec) -> bool:
     """Whether a thread's workspace for the kernel gradient (the spectra of every input and
     output channel, and a sum per channel pair and bin) fits ACCUMULATOR_MAX_BYTES."""
-    return _fits(kernel.length, spec.in_channels, kernel.out_channels, spec.groups)
+    return sums_fit(kernel.length, spec.in_channels, kernel.out_channels, spec.groups)
 
 
-def _fits(length: int, in_channels: int, out_channels: int, groups: int) -> bool:
+def sums_fit(length: int, in_channels: int, out_channels: int, groups: int) -> bool:
     need = _native.workspace_bytes(length, in_channels + out_channels)
     sums = _native.accumulator_bytes(length, in_channels, out_channels, groups)
     return need + sums <= ACCUMULATOR_MAX_BYTES
@@ -137,7 +146,7 @@ def backward_factor(
     if length is None:
         return math.inf, False
     factor = 1 + BACKWARD_X * want_x
-    if want_w and not _fits(length, C, out_channels, G):
+    if want_w and not sums_fit(length, C, out_channels, G):
         return factor, True
     sums = _native.accumulator_bytes(length, C, out_channels, G) / 2**20
     return factor + want_w * BACKWARD_W * (1 + SUMS_SPILL * max(0, sums - 1)), False

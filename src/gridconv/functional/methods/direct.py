@@ -15,6 +15,7 @@ from torch import Tensor
 
 from gridconv import _memo
 from gridconv.functional._spec import ConvSpec
+from gridconv.functional._trace import constant
 from gridconv.functional.methods.base import KernelCache, Method
 from gridconv.functional.padding import pad
 
@@ -153,6 +154,7 @@ def memory(batch: int, out_channels: int, spec: ConvSpec) -> float:
     return 4.0 * (padded_points(batch, spec) + 3 * outputs)
 
 
+@constant
 @_memo.cached()
 def split_padding(spec: ConvSpec) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...] | None]:
     """The padding torch's convNd does itself (symmetric zeros), and the rest (None: none)."""

@@ -24,7 +24,9 @@ from torch import Tensor
 
 from gridconv import _memo
 from gridconv.functional._spec import ConvSpec, dilate_kernel
+from gridconv.functional._trace import constant, tracing
 from gridconv.functional.methods import compiled as overlap_save
+from gridconv.functional.methods import compiled_op
 from gridconv.functional.methods.base import KernelCache, Method, cached, small, wants_grad
 from gridconv.functional.methods.compiled import CompiledKernel
 from gridconv.functional.methods.fft_grad import gradient_spectra, input_gradient, kernel_gradient
@@ -350,6 +352,7 @@ def spectrum_kept(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | Non
     return _spectrum_bytes(spec, w.shape[0], x.dtype == torch.float64) <= SMALL_SPECTRUM_BYTES
 
 
+@constant
 @_memo.cached()
 def _spectrum_bytes(spec: ConvSpec, out_channels: int, double: bool) -> int:
     return fft_work(spec, 1, out_channels)["spectrum"] * (16 if double else 8)
@@ -456,6 +459,8 @@ def run(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None = None) 
     """The FFT method: the kernel's spectrum from ``cache``, from the small cache kept with
     ``w`` (the last input size's, when small), or transformed afresh."""
     on_compiled = overlap_save.applies(x, w, spec)
+    if tracing():  # nothing cached; the compiled kernel as one opaque op
+        return _traced(x, w, spec, on_compiled)
     if cache is not None or not spectrum_kept(x, w, spec, None):
         key = ("fft", spec, on_compiled)
         if wants_grad(w):  # transformed without a graph: FFTConv gives w its gradient
@@ -472,6 +477,17 @@ def run(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None = None) 
         return apply_fft(x, kernel, spec)
     if isinstance(kernel, CompiledKernel):
         return CompiledFFTConv.apply(x, w, spec, kernel)
+    return FFTConv.apply(x, w, spec, kernel)
+
+
+def _traced(x: Tensor, w: Tensor, spec: ConvSpec, on_compiled: bool) -> Tensor:
+    """The FFT method while tracing: nothing cached; the compiled 1-D kernel as one custom
+    op (where its kernel gradient fits, if wanted), else torch's FFTs."""
+    if on_compiled and compiled_op.traceable(x, w, spec):
+        return compiled_op.fft_conv1d_op(x, w, spec)
+    kernel = prepare_fft(w, spec)
+    if not wants_grad(x, w):
+        return apply_fft(x, kernel, spec)
     return FFTConv.apply(x, w, spec, kernel)
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from gridconv import _memo
 from gridconv.functional._spec import ConvSpec
+from gridconv.functional._trace import constant
 
 # Fitted on a 2-core x86 CPU by benchmarks/calibrate.py (see gridconv.plan). The work is
 # counted in FFT butterflies (per point per log2 of the length); `fft_mix`, `fft_copy` and
@@ -67,6 +68,7 @@ def _smooth(n: int) -> int:
     return best
 
 
+@constant
 @_memo.cached()
 def fast_length(n: int) -> int:
     """The smallest even 2-3-5-7-smooth integer ``>= n``: a length FFTs transform fast.
@@ -113,6 +115,7 @@ def _transform_cost(lengths: Sequence[int], tiles: int, channels: int, mixing: i
     return fft + CPU["fft_copy"] * copy + CPU["fft_mix"] * mix
 
 
+@constant
 @_memo.cached()
 def tile_plan(
     padded: tuple[int, ...],
@@ -182,6 +185,7 @@ def fft_work(spec: ConvSpec, batch: int, out_channels: int) -> dict[str, float]:
     }
 
 
+@constant
 @_memo.cached()
 def whole_extents(spec: ConvSpec) -> tuple[int, ...]:
     """Per dim, the least length of a whole (untiled) transform.

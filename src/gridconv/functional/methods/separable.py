@@ -16,6 +16,7 @@ from torch import Tensor
 
 from gridconv import _memo
 from gridconv.functional._spec import ConvSpec
+from gridconv.functional._trace import constant, tracing
 from gridconv.functional.methods import direct
 from gridconv.functional.methods.base import KernelCache, Method, small, wants_grad
 from gridconv.functional.padding import pad, pad_adjoint
@@ -73,6 +74,7 @@ def _passes(
     return seconds + c["separable_per_moved_point"] * moved + c["separable_overhead"]
 
 
+@constant
 @_memo.cached(maxsize=None)
 def tolerance(dtype: torch.dtype, ulps: float) -> float:
     """A relative tolerance of ``ulps`` units of rounding of ``dtype`` (float32 for halves)."""
@@ -123,7 +125,10 @@ class _ExactSeparable(torch.autograd.Function):
 def run(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None = None) -> Tensor:
     """Exact: as many separable terms as the kernel needs (one when it is separable)."""
     rtol = tolerance(w.dtype, 8)
-    kernel = small(cache, w).get(w, "separable", lambda: decompose(w, rtol=rtol))
+    if tracing():
+        kernel = decompose(w, rtol=rtol)
+    else:
+        kernel = small(cache, w).get(w, "separable", lambda: decompose(w, rtol=rtol))
     if wants_grad(w):
         return _ExactSeparable.apply(x, w, spec, kernel)
     return apply_separable(x, kernel, spec)

@@ -1,0 +1,165 @@
+"""The compiled 1-D FFT path as torch custom ops, for traced programs (``torch.compile``,
+``torch.export``): ``gridconv::fft_conv1d`` and its backward ``gridconv::fft_conv1d_backward``,
+each one opaque call with a fake implementation (the output's shape) and an autograd formula.
+
+Eager calls take :class:`gridconv.functional.methods.fft.CompiledFFTConv`, which keeps the
+kernel's transform between calls; the ops transform it on each call, as a traced program
+holds no cache. A double backward goes through the direct method's autograd (equal to
+rounding).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gridconv.functional._spec import ConvSpec, conv_spec
+from gridconv.functional.methods import compiled, direct
+from gridconv.functional.padding import pad_adjoint
+
+
+def traceable(x: Tensor, w: Tensor, spec: ConvSpec) -> bool:
+    """Whether a traced call takes the ops: static sizes, and the kernel gradient's sums
+    fit where the kernel wants a gradient (the ops have no fallback to torch's FFTs)."""
+    if not all(isinstance(n, int) for n in (*x.shape, *w.shape)):
+        return False
+    if not (torch.is_grad_enabled() and w.requires_grad):
+        return True
+    C, O, G = spec.in_channels, w.shape[0], spec.groups
+    length = compiled.compiled_length(spec.padded_size[0], spec.span[0], C, O, G)
+    return length is not None and compiled.sums_fit(length, C, O, G)
+
+
+def fft_conv1d_op(x: Tensor, w: Tensor, spec: ConvSpec) -> Tensor:
+    """``conv(x, w)`` as described by ``spec`` (1-D), by the op ``gridconv::fft_conv1d``."""
+    ((before, after),) = spec.pairs
+    return fft_conv1d(
+        x, w, before, after, spec.stride[0], spec.dilation[0], spec.groups, spec.padding_mode
+    )
+
+
+def _spec(
+    x: Tensor,
+    w: Tensor,
+    before: int,
+    after: int,
+    stride: int,
+    dilation: int,
+    groups: int,
+    mode: str,
+) -> ConvSpec:
+    return conv_spec(
+        w,
+        x.shape[1],
+        x.shape[2:],
+        stride=stride,
+        padding=[(before, after)],
+        dilation=dilation,
+        groups=groups,
+        padding_mode=mode,
+    )
+
+
+@torch.library.custom_op("gridconv::fft_conv1d", mutates_args=(), device_types="cpu")
+def fft_conv1d(
+    x: Tensor,
+    w: Tensor,
+    before: int,
+    after: int,
+    stride: int,
+    dilation: int,
+    groups: int,
+    padding_mode: str,
+) -> Tensor:
+    """1-D correlation by the compiled overlap-save kernel.
+
+    Shape:
+        ``(N, C_in, n), (C_out, C_in / groups, k) -> (N, C_out, o)``.
+    """
+    spec = _spec(x, w, before, after, stride, dilation, groups, padding_mode)
+    return compiled.apply(x, compiled.prepare(w, spec), spec)
+
+
+@fft_conv1d.register_fake
+def _fft_conv1d_fake(
+    x: Tensor,
+    w: Tensor,
+    before: int,
+    after: int,
+    stride: int,
+    dilation: int,
+    groups: int,
+    padding_mode: str,
+) -> Tensor:
+    span = dilation * (w.shape[-1] - 1) + 1
+    out = (x.shape[-1] + before + after - span) // stride + 1
+    return x.new_empty(x.shape[0], w.shape[0], out)
+
+
+@torch.library.custom_op("gridconv::fft_conv1d_backward", mutates_args=(), device_types="cpu")
+def fft_conv1d_backward(
+    g: Tensor,
+    x: Tensor,
+    w: Tensor,
+    before: int,
+    after: int,
+    stride: int,
+    dilation: int,
+    groups: int,
+    padding_mode: str,
+    want_x: bool,
+    want_w: bool,
+) -> tuple[Tensor, Tensor]:
+    """The gradients of :func:`fft_conv1d`'s ``x`` and ``w`` (empty where not wanted).
+
+    Shape:
+        ``(N, C_out, o), (N, C_in, n), w -> (N, C_in, n), w`` (or ``(0,)`` each).
+    """
+    spec = _spec(x, w, before, after, stride, dilation, groups, padding_mode)
+    kernel = compiled.prepare(w, spec)
+    gxp, gw = compiled.backward(x, g, kernel, spec, (want_x, want_w))
+    gx = x.new_empty(0) if gxp is None else pad_adjoint(gxp, spec.pairs, padding_mode)
+    gw = w.new_empty(0) if gw is None else gw
+    return gx.to(x.dtype).contiguous(), gw.to(w.dtype).contiguous()
+
+
+@fft_conv1d_backward.register_fake
+def _fft_conv1d_backward_fake(
+    g: Tensor,
+    x: Tensor,
+    w: Tensor,
+    before: int,
+    after: int,
+    stride: int,
+    dilation: int,
+    groups: int,
+    padding_mode: str,
+    want_x: bool,
+    want_w: bool,
+) -> tuple[Tensor, Tensor]:
+    return x.new_empty(x.shape if want_x else (0,)), w.new_empty(w.shape if want_w else (0,))
+
+
+def _setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
+    x, w, *params = inputs
+    ctx.save_for_backward(x, w)
+    ctx.params = params
+
+
+def _backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
+    x, w = ctx.saved_tensors
+    want_x, want_w = ctx.needs_input_grad[:2]
+    nones = (None,) * len(ctx.params)
+    if torch.is_grad_enabled():  # a double backward: through the direct method's autograd
+        before, after, stride, dilation, groups, mode = ctx.params
+        spec = _spec(x, w, before, after, stride, dilation, groups, mode)
+        wanted = [t for t, want in ((x, want_x), (w, want_w)) if want]
+        grads = iter(torch.autograd.grad(direct.run(x, w, spec), wanted, g, create_graph=True))
+        return (next(grads) if want_x else None, next(grads) if want_w else None, *nones)
+    gx, gw = fft_conv1d_backward(g.contiguous(), x, w, *ctx.params, want_x, want_w)
+    return (gx if want_x else None, gw if want_w else None, *nones)
+
+
+fft_conv1d.register_autograd(_backward, setup_context=_setup_context)
