@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import gridconv as gc
 from tests.layer_cases import LAYERS, built, inputs
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -97,3 +98,134 @@ def test_a_network_of_fft_layers_trains_under_inductor_as_in_eager():
     assert found["methods"] == ["fft", "fft"]  # the layers the abort came from
     for eager, compiled in zip(found["eager"], found["compiled"]):
         assert abs(eager - compiled) <= 1e-4 * abs(eager)
+
+
+def _ops():
+    """Every functional op, as (name, fn(*tensors), tensors wanting gradients)."""
+    g = torch.Generator().manual_seed(0)
+
+    def r(*shape):
+        return torch.randn(shape, generator=g)
+
+    x2, w2 = r(2, 3, 14, 14), r(4, 3, 3, 3)
+    kernel = gc.decompose(r(4, 3, 5, 1) * r(1, 1, 1, 5))
+    return [
+        *(
+            (f"conv-{m}", lambda x, w, m=m: gc.conv(x, w, padding="same", method=m), (x2, w2))
+            for m in ("direct", "fft", "separable", "auto")
+        ),
+        (
+            "conv-1d-compiled",
+            lambda x, w: gc.conv(x, w, padding="same", method="fft"),
+            (r(2, 4, 1500), r(4, 4, 40)),
+        ),
+        ("fft_conv", lambda x, w: gc.fft_conv(x, w, stride=2, padding="full"), (x2, w2)),
+        ("separable_conv", lambda x: gc.separable_conv(x, kernel, padding="same"), (x2,)),
+        (
+            "conv_transpose",
+            lambda y, w: gc.conv_transpose(y, w, input_size=14, stride=2, padding="same"),
+            (r(2, 4, 7, 7), w2),
+        ),
+        ("local_conv", lambda x, w: gc.local_conv(x, w), (r(2, 3, 8, 8), r(6, 6, 4, 3, 3, 3))),
+        (
+            "tiled_conv",
+            lambda x, w: gc.tiled_conv(x, w, padding="same"),
+            (r(2, 3, 9, 9), r(2, 2, 4, 3, 3, 3)),
+        ),
+        *(
+            (f"pool-{m}", lambda x, m=m: gc.pool(x, 3, stride=2, method=m), (x2,))
+            for m in ("max", "avg", "lp", "gaussian")
+        ),
+        ("channel_pool", lambda x: gc.channel_pool(x, 2, method="lp"), (r(2, 4, 5, 5),)),
+        ("global_pool", lambda x: gc.global_pool(x), (x2,)),
+        ("pyramid_pool", lambda x: gc.pyramid_pool(x, (1, 2)), (x2,)),
+        (
+            "glimpse",
+            lambda x: gc.glimpse(x, torch.tensor([[0.1, -0.2], [0.0, 0.3]]), 4, scales=2),
+            (x2,),
+        ),
+        (
+            "log_polar",
+            lambda x: gc.log_polar(
+                x, torch.zeros(2, 2), rings=3, wedges=4, min_radius=0.1, max_radius=0.8
+            ),
+            (x2,),
+        ),
+    ]
+
+
+@pytest.mark.parametrize("op", _ops(), ids=lambda op: op[0])
+def test_every_functional_op_compiles_whole_forward_and_backward(op):
+    _, fn, tensors = op
+    grads = []
+    for f in (fn, torch.compile(fn, fullgraph=True)):
+        leaves = [t.clone().requires_grad_() for t in tensors]
+        out = f(*leaves)
+        out.backward(torch.ones_like(out))
+        grads.append((out.detach(), [t.grad for t in leaves]))
+    (eager, eager_grads), (traced, traced_grads) = grads
+    assert close(traced, eager)
+    for a, b in zip(traced_grads, eager_grads):
+        assert close(a, b)
+
+
+def _graph_ops(fn, *args) -> set[str]:
+    """The names of the ops dynamo puts in the graph of ``fn(*args)``."""
+    found: set[str] = set()
+
+    def backend(gm, example_inputs):
+        found.update(str(node.target) for node in gm.graph.nodes)
+        return gm.forward
+
+    torch.compile(fn, backend=backend, fullgraph=True)(*args)
+    return found
+
+
+def test_auto_decides_at_trace_time_by_the_cost_model():
+    """A 2 x 2 x 21 x 21 kernel on 64 x 64: auto picks the FFT, eager and traced; a 3 x 3
+    kernel, the direct method. Nothing is measured or cached while tracing."""
+    x, big, small = torch.randn(2, 2, 64, 64), torch.randn(2, 2, 21, 21), torch.randn(2, 2, 3, 3)
+    assert gc.functional.auto_method_for(x, big, padding="same") == "fft"
+    ops = _graph_ops(lambda x, w: gc.conv(x, w, padding="same"), x, big)
+    assert any("fft" in op for op in ops) and not any("conv2d" in op for op in ops)
+    ops = _graph_ops(lambda x, w: gc.conv(x, w, padding="same"), x, small)
+    assert any("conv2d" in op for op in ops) and not any("fft" in op for op in ops)
+
+
+def test_the_compiled_1d_kernel_is_one_custom_op_in_the_graph():
+    x, w = torch.randn(2, 4, 2048), torch.randn(4, 4, 64)
+    ops = _graph_ops(lambda x, w: gc.conv(x, w, padding="same"), x, w)
+    assert "gridconv.fft_conv1d.default" in ops
+
+
+def test_the_custom_ops_pass_torch_library_opcheck():
+    from gridconv.functional.methods import compiled_op
+
+    x = torch.randn(2, 4, 300, requires_grad=True)
+    w = torch.randn(6, 2, 20, requires_grad=True)
+    torch.library.opcheck(compiled_op.fft_conv1d, (x, w, 9, 10, 1, 1, 2, "zeros"))
+    torch.library.opcheck(compiled_op.fft_conv1d, (x, w, 5, 5, 3, 2, 2, "reflect"))
+
+
+def test_bad_input_under_tracing_raises_the_eager_error():
+    """torch.compile (graph breaks allowed) and torch.export raise the very error eager mode
+    raises. Under fullgraph=True dynamo reports any exception a traced function raises as
+    ``Unsupported`` ("Observed exception"), for every library; it carries our message."""
+    layer = gc.nn.Conv2d(3, 4, 3)
+    bad = torch.randn(1, 5, 8, 8)
+    with pytest.raises(ValueError, match="channel mismatch: `x` has 5 channels") as eager:
+        layer(bad)
+    with pytest.raises(ValueError) as compiled:
+        torch.compile(layer)(bad)
+    assert str(compiled.value) == str(eager.value)
+    with pytest.raises(ValueError) as exported:
+        torch.export.export(layer, (bad,))
+    assert str(exported.value) == str(eager.value)
+    torch._dynamo.reset()  # else dynamo may run the frame that raised before eagerly
+    unsupported = torch._dynamo.exc.Unsupported
+    with pytest.raises((unsupported, ValueError), match="channel mismatch: `x` has 5"):
+        torch.compile(layer, fullgraph=True)(bad)
+    with pytest.raises(ValueError, match="`padding_mode` must be one of"):
+        torch.compile(lambda x: gc.conv(x, torch.randn(2, 1, 3), padding_mode="mirror"))(
+            torch.randn(1, 1, 9)
+        )

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
+from torch.utils._python_dispatch import _disable_current_modes
 
 from gridconv import _memo
 
@@ -145,7 +146,11 @@ def library() -> ctypes.CDLL | None:
     lib.gridconv_overlap_save.restype = ctypes.c_int
     lib.gridconv_backward.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 9
     lib.gridconv_backward.restype = ctypes.c_int
-    if not _self_check(lib):
+    # checked on real tensors even when first asked under a tracer's dispatch mode (a fake
+    # tensor mode would fail the check, and the answer is kept for the process)
+    with _disable_current_modes():
+        passed = _self_check(lib)
+    if not passed:
         warnings.warn(
             "gridconv: compiled kernels failed their self-check; using torch ops", stacklevel=3
         )
@@ -361,7 +366,7 @@ def _self_check(lib: ctypes.CDLL) -> bool:
         valid = n - K + 1
         tiles = -(-valid // block)
         xp = torch.nn.functional.pad(x, (0, (tiles - 1) * block + L - n))
-        spectrum = torch.fft.rfft(w, n=L).conj() / (2 * L)
+        spectrum = torch.fft.rfft(w, n=L).conj_physical() / (2 * L)
         packed = pack(spectrum, groups)
         y = _overlap_save(lib, xp, packed, O, groups, block, L, valid)
         g = torch.randn(N, O, valid, generator=generator)

@@ -24,11 +24,27 @@ from gridconv._checks import TensorMeta
 F = TypeVar("F", bound=Callable[..., Any])
 _TENSOR = "gridconv: a tensor's shape, dtype and device"  # tags a stand-in
 _RECORD = "gridconv: a dataclass's fields"
+_ERROR = "gridconv: an error to raise"
+
+
+JIT_TRACE_UNSUPPORTED = (
+    "gridconv's convolutions do not support torch.jit.trace: it records one run's ops "
+    "without the decisions taken in Python (padding, method, tiles), so its graph would "
+    "silently be wrong for other shapes. Use torch.compile, or torch.export (for ONNX: "
+    "torch.onnx.export(..., dynamo=True)) instead."
+)
 
 
 def tracing() -> bool:
-    """Whether dynamo (``torch.compile``, ``torch.export``) or ``torch.jit.trace`` is tracing."""
-    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+    """Whether dynamo (``torch.compile``, ``torch.export``) is tracing.
+
+    Raises:
+        RuntimeError: under ``torch.jit.trace``, which gridconv does not support (see
+            :data:`JIT_TRACE_UNSUPPORTED`).
+    """
+    if torch.jit.is_tracing():
+        raise RuntimeError(JIT_TRACE_UNSUPPORTED)
+    return torch.compiler.is_compiling()
 
 
 def exporting() -> bool:
@@ -81,7 +97,7 @@ def constant(fn: F) -> F:
         try:
             return fn(*map(_revive, args))
         except (ValueError, TypeError) as error:
-            return error
+            return (_ERROR, type(error).__name__, str(error))
 
     at_trace_time.__name__ = at_trace_time.__qualname__ = f"gridconv_{fn.__name__}"
     at_trace_time = torch.compiler.assume_constant_result(at_trace_time)
@@ -91,8 +107,10 @@ def constant(fn: F) -> F:
         if not tracing():
             return fn(*args)
         result = at_trace_time(*map(stand_in, args))
-        if isinstance(result, (ValueError, TypeError)):
-            raise result
+        if isinstance(result, tuple) and len(result) == 3 and result[0] == _ERROR:
+            if result[1] == "TypeError":  # raised anew from plain values: dynamo traces that
+                raise TypeError(result[2])
+            raise ValueError(result[2])
         return result
 
     for name in ("cache_clear", "cache_info"):  # a memo's, where fn is one

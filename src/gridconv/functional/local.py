@@ -19,6 +19,7 @@ from torch.autograd.function import once_differentiable
 
 from gridconv._shapes import Padding
 from gridconv.functional._spec import ConvSpec, check_bias, finish
+from gridconv.functional._trace import tracing
 from gridconv.functional._unshared import setup_unshared
 from gridconv.functional.padding import pad, pad_adjoint
 
@@ -121,7 +122,10 @@ class _LocalConv(torch.autograd.Function):
         per_row = math.prod(spec.output_size[1:])
         for r0, r1, i0, i1 in _slabs(spec, N, x.element_size()):
             chunk = slice(r0 * per_row, r1 * per_row)
-            torch.bmm(weights[chunk], _patches(xt[:, i0:i1], spec), out=out[chunk])
+            if tracing():  # torch.export traces this forward with gradients: no out=
+                out[chunk] = torch.bmm(weights[chunk], _patches(xt[:, i0:i1], spec))
+            else:
+                torch.bmm(weights[chunk], _patches(xt[:, i0:i1], spec), out=out[chunk])
         return out.permute(2, 1, 0).reshape(N, O, *spec.output_size)
 
     @staticmethod

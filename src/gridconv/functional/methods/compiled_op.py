@@ -79,7 +79,7 @@ def fft_conv1d(
         ``(N, C_in, n), (C_out, C_in / groups, k) -> (N, C_out, o)``.
     """
     spec = _spec(x, w, before, after, stride, dilation, groups, padding_mode)
-    return compiled.apply(x, compiled.prepare(w, spec), spec)
+    return compiled.apply(x, compiled.prepare(w, spec), spec).contiguous()
 
 
 @fft_conv1d.register_fake

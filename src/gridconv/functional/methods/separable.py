@@ -123,12 +123,13 @@ class _ExactSeparable(torch.autograd.Function):
 
 
 def run(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None = None) -> Tensor:
-    """Exact: as many separable terms as the kernel needs (one when it is separable)."""
+    """Exact: as many separable terms as the kernel needs (one when it is separable). While
+    tracing, the direct method (equal to rounding): how many terms a kernel needs depends on
+    its values, which a traced program does not know."""
+    if tracing():  # the rank depends on the kernel's values: no graph can hold it
+        return direct.run(x, w, spec)
     rtol = tolerance(w.dtype, 8)
-    if tracing():
-        kernel = decompose(w, rtol=rtol)
-    else:
-        kernel = small(cache, w).get(w, "separable", lambda: decompose(w, rtol=rtol))
+    kernel = small(cache, w).get(w, "separable", lambda: decompose(w, rtol=rtol))
     if wants_grad(w):
         return _ExactSeparable.apply(x, w, spec, kernel)
     return apply_separable(x, kernel, spec)
