@@ -229,3 +229,15 @@ def test_bad_input_under_tracing_raises_the_eager_error():
         torch.compile(lambda x: gc.conv(x, torch.randn(2, 1, 3), padding_mode="mirror"))(
             torch.randn(1, 1, 9)
         )
+
+
+@pytest.mark.parametrize("dynamic", [None, True])
+def test_dynamic_shapes_are_specialised_one_compile_per_shape(dynamic):
+    """gridconv's decisions depend on shapes: under dynamic shapes (dynamic=True, or
+    dynamo's automatic dynamic after a second shape) they are specialised, so each new shape
+    compiles anew and every result equals eager."""
+    layer = gc.nn.Conv2d(3, 4, 5, padding="same", padding_mode="reflect")
+    compiled = torch.compile(layer, fullgraph=True, dynamic=dynamic)
+    for batch, size in ((2, 16), (3, 16), (3, 21)):
+        x = torch.randn(batch, 3, size, size)
+        assert close(compiled(x), layer(x))

@@ -13,6 +13,7 @@ mode. Sizes are specialised: a traced gridconv call recompiles for each new inpu
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
@@ -67,11 +68,17 @@ class Record:
 
 def stand_in(value: Any) -> Any:
     """What a traced program can pass to a :func:`constant` function for ``value``: a tensor
-    as a plain tuple of its shape (specialised: plain ints), dtype and device; a dataclass
+    as a plain tuple of its shape, dtype and device; sizes as plain ints (a dynamic size is
+    specialised: ``operator.index`` makes dynamo guard on its value and recompile for
+    another); a dataclass
     (a ``ConvSpec`` that an earlier constant returned) as its class and fields; anything
     else as it is."""
     if isinstance(value, Tensor):
-        return (_TENSOR, tuple(int(n) for n in value.shape), value.dtype, value.device)
+        return (_TENSOR, tuple(map(operator.index, value.shape)), value.dtype, value.device)
+    if isinstance(value, torch.SymInt):  # a dynamic size: specialised (dynamo guards on it)
+        return operator.index(value)
+    if isinstance(value, tuple) and any(isinstance(v, torch.SymInt) for v in value):
+        return tuple(map(stand_in, value))
     for kind, record in Record.KINDS.items():
         if isinstance(value, record):
             return (_RECORD, kind, tuple(getattr(value, name) for name in record.NAMES))
