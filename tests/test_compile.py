@@ -199,12 +199,16 @@ def test_the_compiled_1d_kernel_is_one_custom_op_in_the_graph():
 
 
 def test_the_custom_ops_pass_torch_library_opcheck():
-    from gridconv.functional.methods import compiled_op
+    """The compiled 1-D kernel's op and the FFT method's op (what torch.compile calls)."""
+    from gridconv.functional.methods import compiled_op, fft
 
     x = torch.randn(2, 4, 300, requires_grad=True)
     w = torch.randn(6, 2, 20, requires_grad=True)
     torch.library.opcheck(compiled_op.fft_conv1d, (x, w, 9, 10, 1, 1, 2, "zeros"))
     torch.library.opcheck(compiled_op.fft_conv1d, (x, w, 5, 5, 3, 2, 2, "reflect"))
+    x2, w2 = torch.randn(2, 4, 20, 18, requires_grad=True), torch.randn(6, 2, 5, 4)
+    args = ([2, 2, 0, 3], [2, 1], [1, 2], 2, "circular")
+    torch.library.opcheck(fft.fft_conv_op, (x2, w2.requires_grad_(), *args))
 
 
 def test_bad_input_under_tracing_raises_the_eager_error():
@@ -236,8 +240,32 @@ def test_dynamic_shapes_are_specialised_one_compile_per_shape(dynamic):
     """gridconv's decisions depend on shapes: under dynamic shapes (dynamic=True, or
     dynamo's automatic dynamic after a second shape) they are specialised, so each new shape
     compiles anew and every result equals eager."""
-    layer = gc.nn.Conv2d(3, 4, 5, padding="same", padding_mode="reflect")
-    compiled = torch.compile(layer, fullgraph=True, dynamic=dynamic)
-    for batch, size in ((2, 16), (3, 16), (3, 21)):
-        x = torch.randn(batch, 3, size, size)
-        assert close(compiled(x), layer(x))
+    for layer, size in (
+        (gc.nn.Conv2d(3, 4, 5, padding="same", padding_mode="reflect"), 16),
+        (gc.nn.Conv2d(3, 4, 21, padding="same"), 64),  # the FFT's custom op
+        (gc.nn.Conv1d(3, 4, 64, padding="same"), 2048),  # the compiled kernel's
+    ):
+        torch._dynamo.reset()
+        compiled = torch.compile(layer, fullgraph=True, dynamic=dynamic)
+        for batch, n in ((2, size), (3, size), (3, size + 5)):
+            x = torch.randn(batch, 3, *(n,) * (layer.weight.ndim - 2))
+            assert close(compiled(x), layer(x))
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_max_pooling_is_atens_kernel_under_compile_and_torchs_op_under_export(d):
+    """inductor's own max-pool kernels ran 3x slower than ATen's on this CPU: compiled, max
+    pooling is the opaque op gridconv::max_pool, with its gradients; exported, torch's."""
+    from gridconv.functional import _pool_op
+
+    x = torch.randn(2, 3, *(9,) * d)
+    fn = lambda x: gc.pool(x, 3, stride=2, padding="same", method="max")  # noqa: E731
+    assert "gridconv.max_pool.default" in _graph_ops(fn, x)
+    as_nd = x.unsqueeze(2) if d == 1 else x  # 1-D runs as 2-D of height 1
+    k, s = [3] * max(d, 2), [2] * max(d, 2)
+    if d == 1:
+        k[0] = s[0] = 1
+    torch.library.opcheck(_pool_op._max_pool, (as_nd.clone().requires_grad_(), k, s))
+    layer = gc.nn.Pool(d, 3, stride=2, padding="same")
+    graph = torch.export.export(layer, (x.detach(),)).graph
+    assert not any("gridconv" in str(node.target) for node in graph.nodes)

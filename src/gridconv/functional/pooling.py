@@ -23,6 +23,8 @@ from gridconv._shapes import (
     parse_padding,
     resolve_padding,
 )
+from gridconv.functional import _pool_op
+from gridconv.functional._trace import exporting
 from gridconv.functional.padding import pad
 
 METHODS = ("max", "avg", "lp", "gaussian")
@@ -160,6 +162,8 @@ def pool(
     full = _windows(size, kernel, stride, pairs, bool(ceil_mode))
     if method == "max":  # padded with -inf, which no window's max can be
         xp = F.pad(x, [v for pair in reversed(full) for v in pair], value=-math.inf)
+        if torch.compiler.is_compiling() and not exporting() and x.device.type == "cpu":
+            return _pool_op.max_pool(xp, kernel, stride)  # ATen's kernel, opaque to inductor
         return _MAX_POOL[d](xp, kernel, stride)
     mask = pad(x.new_ones(1, 1, *size), full, "zeros")  # 1 on input cells, 0 on padding
     if method == "gaussian":
