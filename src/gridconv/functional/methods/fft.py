@@ -546,7 +546,11 @@ def fft_conv_backward_op(
     g: Tensor, x: Tensor, w: Tensor, pairs: list[int], stride: list[int], dilation: list[int],
     groups: int, padding_mode: str, want_x: bool, want_w: bool,
 ) -> tuple[Tensor, Tensor]:  # fmt: skip
-    """The gradients of :func:`fft_conv_op`'s ``x`` and ``w`` (empty where not wanted)."""
+    """The gradients of :func:`fft_conv_op`'s ``x`` and ``w`` (empty where not wanted).
+
+    Shape:
+        ``(N, C_out, *o), x, w -> x's shape, w's shape`` (or ``(0,)`` each).
+    """
     spec = _op_spec(x, w, pairs, stride, dilation, groups, padding_mode)
     gx, gw = _double_backward(x, w, g.contiguous(), spec, want_x, want_w)
     gx = x.new_empty(0) if gx is None else gx.contiguous()
