@@ -200,7 +200,7 @@ def test_the_compiled_1d_kernel_is_one_custom_op_in_the_graph():
 
 def test_the_custom_ops_pass_torch_library_opcheck():
     """The compiled 1-D kernel's op and the FFT method's op (what torch.compile calls)."""
-    from gridconv.functional.methods import compiled_op, fft
+    from gridconv.functional.methods import compiled_op, fft_run
 
     x = torch.randn(2, 4, 300, requires_grad=True)
     w = torch.randn(6, 2, 20, requires_grad=True)
@@ -208,7 +208,7 @@ def test_the_custom_ops_pass_torch_library_opcheck():
     torch.library.opcheck(compiled_op.fft_conv1d, (x, w, 5, 5, 3, 2, 2, "reflect"))
     x2, w2 = torch.randn(2, 4, 20, 18, requires_grad=True), torch.randn(6, 2, 5, 4)
     args = ([2, 2, 0, 3], [2, 1], [1, 2], 2, "circular")
-    torch.library.opcheck(fft.fft_conv_op, (x2, w2.requires_grad_(), *args))
+    torch.library.opcheck(fft_run.fft_conv_op, (x2, w2.requires_grad_(), *args))
 
 
 def test_bad_input_under_tracing_raises_the_eager_error():

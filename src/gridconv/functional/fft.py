@@ -10,8 +10,8 @@ from torch import Tensor
 
 from gridconv._shapes import Padding
 from gridconv.functional._spec import finish, setup
-from gridconv.functional.methods.fft import run
 from gridconv.functional.methods.fft_plan import fast_length, tile_plan
+from gridconv.functional.methods.fft_run import run
 
 
 def fft_conv(

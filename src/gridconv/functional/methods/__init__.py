@@ -1,10 +1,11 @@
 """The convolution methods, one module each, and the planner that chooses among them.
 
-Each method module (``direct``, ``fft``, ``separable``; ``compiled`` is the FFT method's
-compiled 1-D path) owns everything about its method: when it applies, its cost and its
-calibrated constants, how it prepares a kernel, how it runs and its backward pass. A module
-that defines ``METHOD`` (a :class:`~gridconv.functional.methods.base.Method`) is found and
-registered here: adding a method such as Winograd takes one new file.
+Each method module (``direct``, ``fft_run`` with the transforms of ``fft``, ``separable``;
+``compiled`` is the FFT method's compiled 1-D path) owns everything about its method: when
+it applies, its cost and its calibrated constants, how it prepares a kernel, how it runs and
+its backward pass. A module that defines ``METHOD`` (a
+:class:`~gridconv.functional.methods.base.Method`) is found and registered here: adding a
+method such as Winograd takes one new file.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 ``torch.export``): ``gridconv::fft_conv1d`` and its backward ``gridconv::fft_conv1d_backward``,
 each one opaque call with a fake implementation (the output's shape) and an autograd formula.
 
-Eager calls take :class:`gridconv.functional.methods.fft.CompiledFFTConv`, which keeps the
+Eager calls take :class:`gridconv.functional.methods.fft_run.CompiledFFTConv`, which keeps the
 kernel's transform between calls; the ops transform it on each call, as a traced program
 holds no cache. A double backward goes through the direct method's autograd (equal to
 rounding).

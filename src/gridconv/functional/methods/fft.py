@@ -7,9 +7,10 @@ tiles (overlap-save), so each transform stays a few times the kernel's size. 1-D
 the CPU run the compiled overlap-save kernel instead
 (:mod:`gridconv.functional.methods.compiled`), where the machine can build it.
 
-This module owns the FFT method: its cost model (lengths, tiles and constants in
-:mod:`.fft_plan`), how it prepares a kernel (the spectrum, kept with a layer's cache or,
-when small, with the kernel tensor), how it runs, and its backward pass (:mod:`.fft_grad`).
+This module holds the FFT method's transforms and its cost model (lengths, tiles and
+constants in :mod:`.fft_plan`): how it prepares a kernel, transforms an input and
+assembles an output. How the method runs, forward and backward, eager and traced, is
+:mod:`.fft_run`'s (which registers it).
 """
 
 from __future__ import annotations
@@ -17,19 +18,16 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor
 
 from gridconv import _memo
-from gridconv.functional._spec import ConvSpec, conv_spec, dilate_kernel
-from gridconv.functional._trace import constant, exporting, tracing
+from gridconv.functional._spec import ConvSpec, dilate_kernel
+from gridconv.functional._trace import constant
 from gridconv.functional.methods import compiled as overlap_save
-from gridconv.functional.methods import compiled_op
-from gridconv.functional.methods.base import KernelCache, Method, cached, small, wants_grad
+from gridconv.functional.methods.base import KernelCache, wants_grad
 from gridconv.functional.methods.compiled import CompiledKernel
-from gridconv.functional.methods.fft_grad import gradient_spectra, input_gradient, kernel_gradient
 from gridconv.functional.methods.fft_plan import (
     CPU,
     CUDA,
@@ -37,7 +35,7 @@ from gridconv.functional.methods.fft_plan import (
     tile_plan,
     whole_extents,
 )
-from gridconv.functional.padding import pad, pad_adjoint
+from gridconv.functional.padding import pad
 
 
 @dataclass(frozen=True)
@@ -54,7 +52,7 @@ class FFTKernel:
     shifts: tuple[int | None, ...] = ()
 
 
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """FFTs run in float32 for the half-precision types, which torch.fft does not cover."""
     return dtype if dtype in (torch.float32, torch.float64) else torch.float32
 
@@ -102,7 +100,7 @@ def prepare_fft(w: Tensor, spec: ConvSpec, compiled: bool = False) -> FFTKernel 
     if compiled:
         return overlap_save.prepare(w, spec)
     d = spec.ndim
-    w = w.to(_compute_dtype(w.dtype))
+    w = w.to(compute_dtype(w.dtype))
     out_channels, group_in = w.shape[:2]
     w = dilate_kernel(w, spec.dilation)
     kernel = tuple(w.shape[2:])
@@ -169,7 +167,7 @@ def _mixing_layout(x_hat: Tensor, kernel: FFTKernel, groups: int, keep: int) -> 
     return _frequency_major(x_hat, groups, keep)
 
 
-def _mix(xs: Tensor, kernel: FFTKernel) -> Tensor:
+def mix(xs: Tensor, kernel: FFTKernel) -> Tensor:
     """Sum over input channels of spectrum products: ``_mixing_layout`` -> ``(B, C_out, Fn)``."""
     if kernel.spectrum.ndim == 3:  # one input channel per group: a broadcast product
         y = xs * kernel.spectrum
@@ -215,10 +213,10 @@ def apply_fft(x: Tensor, kernel: FFTKernel | CompiledKernel, spec: ConvSpec) -> 
     if isinstance(kernel, CompiledKernel):
         return overlap_save.apply(x, kernel, spec)
     xs, tiles = input_spectra(x, kernel, spec)
-    return assemble(_mix(xs, kernel), kernel, spec, x.shape[0], tiles).to(x.dtype)
+    return assemble(mix(xs, kernel), kernel, spec, x.shape[0], tiles).to(x.dtype)
 
 
-def _tiles(kernel: FFTKernel, spec: ConvSpec) -> list[int]:
+def tiles_per_dim(kernel: FFTKernel, spec: ConvSpec) -> list[int]:
     """Overlap-save tiles per dim for this kernel's plan."""
     return [-(-(p - k + 1) // b) for p, k, b in zip(spec.padded_size, kernel.kernel, kernel.blocks)]
 
@@ -226,10 +224,10 @@ def _tiles(kernel: FFTKernel, spec: ConvSpec) -> list[int]:
 def input_spectra(x: Tensor, kernel: FFTKernel, spec: ConvSpec) -> tuple[Tensor, list[int]]:
     """The spectra of ``x``'s overlap-save tiles (or whole padded images) in the mixing's
     layout (see :func:`_mixing_layout`), and the tiles per dim."""
-    x = x.to(_compute_dtype(x.dtype))
+    x = x.to(compute_dtype(x.dtype))
     N, C = x.shape[:2]
     padded = list(spec.padded_size)
-    tiles = _tiles(kernel, spec)
+    tiles = tiles_per_dim(kernel, spec)
     # per row of the strided view: the last used tile reads up to (tiles - 1) * b + length
     spare = -(-kernel.lengths[0] // kernel.blocks[0]) - 1
     if spec.ndim == 1 and tiles[0] > 1 and spare <= SPARE_TILES_MAX * tiles[0]:
@@ -358,233 +356,6 @@ def _spectrum_bytes(spec: ConvSpec, out_channels: int, double: bool) -> int:
     return fft_work(spec, 1, out_channels)["spectrum"] * (16 if double else 8)
 
 
-def _gradients(
-    g: Tensor,
-    kernel: FFTKernel,
-    xs: Tensor | None,
-    spec: ConvSpec,
-    tiles: list[int],
-    N: int,
-    want_x: bool,
-) -> tuple[Tensor | None, Tensor | None]:
-    """The input gradient (if ``want_x``) and the kernel gradient (if ``xs``, the input's
-    spectra in the mixing's layout, is given), in the compute dtype (see :mod:`.fft_grad`)."""
-    depthwise = kernel.spectrum.ndim == 3
-    g = g.to(_compute_dtype(g.dtype))
-    g_hat = gradient_spectra(g, spec, kernel.blocks, kernel.lengths, tiles, depthwise, spec.groups)
-    gx = gw = None
-    shifts = kernel.shifts or (None,) * spec.ndim
-    if want_x:
-        gx = input_gradient(
-            g_hat, kernel.spectrum, spec, kernel.blocks, kernel.lengths, tiles, N, shifts
-        )
-    if xs is not None:
-        gw = kernel_gradient(
-            g_hat, xs, spec, kernel.lengths, kernel.out_channels, depthwise, shifts
-        )
-    return gx, gw
-
-
-def _double_backward(
-    x: Tensor, w: Tensor, g: Tensor, spec: ConvSpec, want_x: bool, want_w: bool
-) -> tuple[Tensor | None, Tensor | None]:
-    """The gradients from ``x`` and ``w`` by differentiable ops, for autograd to go through."""
-    kernel = prepare_fft(w, spec)
-    xs = input_spectra(x, kernel, spec)[0] if want_w else None
-    gx, gw = _gradients(g, kernel, xs, spec, _tiles(kernel, spec), x.shape[0], want_x)
-    return _cast(gx, x), _cast(gw, w)
-
-
-def _cast(t: Tensor | None, like: Tensor) -> Tensor | None:
-    return None if t is None else t.to(like.dtype)
-
-
-class FFTConv(torch.autograd.Function):
-    """The FFT method with its own backward pass (see :mod:`.fft_grad`): the input gradient
-    from the kernel spectrum this forward used, the kernel gradient from the input spectra
-    it kept (only when the kernel wants a gradient). A double backward recomputes both from
-    ``x`` and ``w`` and goes through autograd."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, w: Tensor, spec: ConvSpec, kernel: FFTKernel) -> Tensor:
-        xs, tiles = input_spectra(x, kernel, spec)
-        y = assemble(_mix(xs, kernel), kernel, spec, x.shape[0], tiles).to(x.dtype)
-        ctx.save_for_backward(x, w, xs if ctx.needs_input_grad[1] else None)
-        ctx.spec, ctx.kernel, ctx.tiles = spec, kernel, tiles
-        return y
-
-    @staticmethod
-    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
-        x, w, xs = ctx.saved_tensors
-        want_x, want_w = ctx.needs_input_grad[:2]
-        if torch.is_grad_enabled():
-            return (*_double_backward(x, w, g, ctx.spec, want_x, want_w), None, None)
-        gx, gw = _gradients(g, ctx.kernel, xs, ctx.spec, ctx.tiles, x.shape[0], want_x)
-        return _cast(gx, x), _cast(gw, w), None, None
-
-
-class CompiledFFTConv(torch.autograd.Function):
-    """The compiled 1-D path, trained: the forward and both gradients by the compiled kernel
-    (see :func:`.compiled.backward`), but where its sums per channel pair and frequency
-    would take too much memory: there the kernel gradient is torch's FFTs', as
-    :class:`FFTConv` computes it."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, w: Tensor, spec: ConvSpec, kernel: CompiledKernel) -> Tensor:
-        ctx.save_for_backward(x, w)
-        ctx.spec, ctx.kernel = spec, kernel
-        return overlap_save.apply(x, kernel, spec)
-
-    @staticmethod
-    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
-        x, w = ctx.saved_tensors
-        spec = ctx.spec
-        want_x, want_w = ctx.needs_input_grad[:2]
-        if torch.is_grad_enabled():
-            return (*_double_backward(x, w, g, spec, want_x, want_w), None, None)
-        want = (want_x, want_w and overlap_save.kernel_gradient_fits(ctx.kernel, spec))
-        gx = gw = None
-        if any(want):
-            gxp, gw = overlap_save.backward(x.detach(), g, ctx.kernel, spec, want)
-            gx = None if gxp is None else pad_adjoint(gxp, spec.pairs, spec.padding_mode)
-            gx, gw = _cast(gx, x), _cast(gw, w)
-        if want_w and not want[1]:
-            kernel = prepare_fft(w.detach(), spec)
-            xs, tiles = input_spectra(x.detach(), kernel, spec)
-            gw = _cast(_gradients(g, kernel, xs, spec, tiles, x.shape[0], False)[1], w)
-        return gx, gw, None, None
-
-
-def run(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None = None) -> Tensor:
-    """The FFT method: the kernel's spectrum from ``cache``, from the small cache kept with
-    ``w`` (the last input size's, when small), or transformed afresh."""
-    on_compiled = overlap_save.applies(x, w, spec)
-    if tracing():  # nothing cached; the compiled kernel as one opaque op
-        return _traced(x, w, spec, on_compiled)
-    if cache is not None or not spectrum_kept(x, w, spec, None):
-        key = ("fft", spec, on_compiled)
-        if wants_grad(w):  # transformed without a graph: FFTConv gives w its gradient
-            with torch.no_grad():
-                kernel = prepare_fft(w, spec, on_compiled)
-        else:
-            kernel = cached(cache, w, key, lambda: prepare_fft(w, spec, on_compiled))
-    else:
-        last = small(None, w).get(w, "fft", lambda: [None, None])  # [(spec, compiled), kernel]
-        if last[0] != (spec, on_compiled):
-            last[:] = (spec, on_compiled), prepare_fft(w, spec, on_compiled)
-        kernel = last[1]
-    if not wants_grad(x, w):
-        return apply_fft(x, kernel, spec)
-    if isinstance(kernel, CompiledKernel):
-        return CompiledFFTConv.apply(x, w, spec, kernel)
-    return FFTConv.apply(x, w, spec, kernel)
-
-
-def _traced(x: Tensor, w: Tensor, spec: ConvSpec, on_compiled: bool) -> Tensor:
-    """The FFT method while tracing: nothing cached. For ``torch.export``, torch's FFT ops;
-    for ``torch.compile``, the compiled 1-D kernel as one custom op (where its kernel
-    gradient fits, if wanted), else torch's FFTs as one custom op (:func:`fft_conv_op`)."""
-    if exporting():  # a program of standard ops, for other runtimes
-        kernel = prepare_fft(w, spec)
-        return FFTConv.apply(x, w, spec, kernel) if wants_grad(x, w) else apply_fft(x, kernel, spec)
-    if on_compiled and compiled_op.traceable(x, w, spec):
-        return compiled_op.fft_conv1d_op(x, w, spec)
-    pairs = [v for pair in spec.pairs for v in pair]
-    return fft_conv_op(x, w, pairs, list(spec.stride), list(spec.dilation), spec.groups,
-                       spec.padding_mode)  # fmt: skip
-
-
-# --- the FFT method as torch custom ops, for traced programs --------------------------------
-# inductor re-generates the FFT path's permutes, pads and slices as kernels of its own that
-# run slower here than ATen's copies (a compiled training step of 9 x 9 and 11 x 11 layers
-# took 1.2-1.4x the eager step); as one opaque op each way, it runs the eager code.
-def _op_spec(
-    x: Tensor, w: Tensor, pairs: list[int], stride: list[int], dilation: list[int], groups: int,
-    padding_mode: str,
-) -> ConvSpec:  # fmt: skip
-    return conv_spec(
-        w,
-        x.shape[1],
-        x.shape[2:],
-        stride=tuple(stride),
-        padding=[tuple(pairs[i : i + 2]) for i in range(0, len(pairs), 2)],
-        dilation=tuple(dilation),
-        groups=groups,
-        padding_mode=padding_mode,
-    )
-
-
-@torch.library.custom_op("gridconv::fft_conv", mutates_args=())
-def fft_conv_op(
-    x: Tensor, w: Tensor, pairs: list[int], stride: list[int], dilation: list[int], groups: int,
-    padding_mode: str,
-) -> Tensor:  # fmt: skip
-    """The FFT method's correlation of a batched ``x`` (padding as flat ``(before, after)``
-    pairs, one per dim).
-
-    Shape:
-        ``(N, C_in, *n), (C_out, C_in / groups, *k) -> (N, C_out, *o)``.
-    """
-    spec = _op_spec(x, w, pairs, stride, dilation, groups, padding_mode)
-    return apply_fft(x, prepare_fft(w.detach(), spec), spec).contiguous()
-
-
-@fft_conv_op.register_fake
-def _fft_conv_fake(
-    x: Tensor, w: Tensor, pairs: list[int], stride: list[int], dilation: list[int], groups: int,
-    padding_mode: str,
-) -> Tensor:  # fmt: skip
-    out = [  # by arithmetic alone: sizes may be symbolic here
-        (n + pairs[2 * i] + pairs[2 * i + 1] - dl * (k - 1) - 1) // s + 1
-        for i, (n, k, s, dl) in enumerate(zip(x.shape[2:], w.shape[2:], stride, dilation))
-    ]
-    return x.new_empty(x.shape[0], w.shape[0], *out)
-
-
-@torch.library.custom_op("gridconv::fft_conv_backward", mutates_args=())
-def fft_conv_backward_op(
-    g: Tensor, x: Tensor, w: Tensor, pairs: list[int], stride: list[int], dilation: list[int],
-    groups: int, padding_mode: str, want_x: bool, want_w: bool,
-) -> tuple[Tensor, Tensor]:  # fmt: skip
-    """The gradients of :func:`fft_conv_op`'s ``x`` and ``w`` (empty where not wanted).
-
-    Shape:
-        ``(N, C_out, *o), x, w -> x's shape, w's shape`` (or ``(0,)`` each).
-    """
-    spec = _op_spec(x, w, pairs, stride, dilation, groups, padding_mode)
-    gx, gw = _double_backward(x, w, g.contiguous(), spec, want_x, want_w)
-    gx = x.new_empty(0) if gx is None else gx.contiguous()
-    return gx, w.new_empty(0) if gw is None else gw.contiguous()
-
-
-@fft_conv_backward_op.register_fake
-def _fft_conv_backward_fake(
-    g: Tensor, x: Tensor, w: Tensor, pairs: list[int], stride: list[int], dilation: list[int],
-    groups: int, padding_mode: str, want_x: bool, want_w: bool,
-) -> tuple[Tensor, Tensor]:  # fmt: skip
-    return x.new_empty(x.shape if want_x else (0,)), w.new_empty(w.shape if want_w else (0,))
-
-
-def _op_setup(ctx: Any, inputs: tuple, output: Tensor) -> None:
-    x, w, *params = inputs
-    ctx.save_for_backward(x, w)
-    ctx.params = params
-
-
-def _op_backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
-    x, w = ctx.saved_tensors
-    want_x, want_w = ctx.needs_input_grad[:2]
-    nones = (None,) * len(ctx.params)
-    if torch.is_grad_enabled():  # a double backward: through autograd
-        spec = _op_spec(x, w, *ctx.params)
-        return (*_double_backward(x, w, g, spec, want_x, want_w), *nones)
-    gx, gw = fft_conv_backward_op(g, x, w, *ctx.params, want_x, want_w)
-    return (gx if want_x else None, gw if want_w else None, *nones)
-
-
-fft_conv_op.register_autograd(_op_backward, setup_context=_op_setup)
-
-
 def memory(batch: int, out_channels: int, spec: ConvSpec) -> float:
     """Extra peak bytes of a training step: the kernel's spectrum (``C_out * C_in / groups``
     transforms; twice, as it is made and as its gradient), the tiles' spectra of input,
@@ -596,6 +367,3 @@ def memory(batch: int, out_channels: int, spec: ConvSpec) -> float:
     batch_bins = bins * (spec.in_channels + out_channels)
     outputs = batch * out_channels * math.prod(spec.output_size)
     return 16.0 * work["spectrum"] + 24.0 * batch_bins + 8.0 * outputs
-
-
-METHOD = Method(name="fft", run=run, seconds=seconds, order=1, memory=memory)
