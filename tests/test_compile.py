@@ -269,3 +269,23 @@ def test_max_pooling_is_atens_kernel_under_compile_and_torchs_op_under_export(d)
     layer = gc.nn.Pool(d, 3, stride=2, padding="same")
     graph = torch.export.export(layer, (x.detach(),)).graph
     assert not any("gridconv" in str(node.target) for node in graph.nodes)
+
+
+def test_the_custom_ops_double_backward_matches_direct():
+    """The ops' autograd (base.register_conv_autograd): under create_graph the gradients go
+    through autograd (the compiled kernel's op: the direct method's; the FFT's: its own)."""
+    from gridconv.functional.methods import compiled_op, fft_run
+
+    x = torch.randn(2, 4, 300, requires_grad=True)
+    w = torch.randn(6, 2, 20, requires_grad=True)
+    xr, wr = x.detach().double().requires_grad_(), w.detach().double().requires_grad_()
+    out = gc.conv(xr, wr, padding=[(9, 10)], groups=2, method="direct").square().sum()
+    (gxr,) = torch.autograd.grad(out, xr, create_graph=True)
+    (expected,) = torch.autograd.grad(gxr.sum(), wr)
+    for op, params in (
+        (compiled_op.fft_conv1d, (9, 10, 1, 1, 2, "zeros")),
+        (fft_run.fft_conv_op, ([9, 10], [1], [1], 2, "zeros")),
+    ):
+        (gx,) = torch.autograd.grad(op(x, w, *params).square().sum(), x, create_graph=True)
+        (gw,) = torch.autograd.grad(gx.sum(), w)
+        assert close(gw.double(), expected, rtol=1e-5)

@@ -129,3 +129,30 @@ class Method:
     order: int
     plannable: Callable[[ConvSpec], bool] = lambda spec: True
     memory: Callable[[int, int, ConvSpec], float] = lambda batch, out_channels, spec: 0.0
+
+
+def register_conv_autograd(
+    op: Any,
+    backward_op: Callable[..., tuple[Tensor, Tensor]],
+    double_backward: Callable[..., tuple[Tensor | None, Tensor | None]],
+) -> None:
+    """Give a custom convolution op ``op(x, w, *params)`` its autograd formula: the gradients
+    of ``x`` and ``w`` by ``backward_op(g, x, w, *params, want_x, want_w)`` (an empty tensor
+    where one is not wanted); under a double backward, by the differentiable
+    ``double_backward(x, w, g, params, want_x, want_w)``."""
+
+    def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
+        x, w, *params = inputs
+        ctx.save_for_backward(x, w)
+        ctx.params = params
+
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
+        x, w = ctx.saved_tensors
+        want_x, want_w = ctx.needs_input_grad[:2]
+        nones = (None,) * len(ctx.params)
+        if torch.is_grad_enabled():  # a double backward: through autograd
+            return (*double_backward(x, w, g, ctx.params, want_x, want_w), *nones)
+        gx, gw = backward_op(g.contiguous(), x, w, *ctx.params, want_x, want_w)
+        return (gx if want_x else None, gw if want_w else None, *nones)
+
+    op.register_autograd(backward, setup_context=setup_context)

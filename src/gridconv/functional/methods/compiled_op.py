@@ -10,13 +10,12 @@ rounding).
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
 
 from gridconv.functional._spec import ConvSpec, conv_spec
 from gridconv.functional.methods import compiled, direct
+from gridconv.functional.methods.base import register_conv_autograd
 from gridconv.functional.padding import pad_adjoint
 
 
@@ -142,24 +141,14 @@ def _fft_conv1d_backward_fake(
     return x.new_empty(x.shape if want_x else (0,)), w.new_empty(w.shape if want_w else (0,))
 
 
-def _setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
-    x, w, *params = inputs
-    ctx.save_for_backward(x, w)
-    ctx.params = params
+def _double_backward(
+    x: Tensor, w: Tensor, g: Tensor, params: list, want_x: bool, want_w: bool
+) -> tuple[Tensor | None, Tensor | None]:
+    """Both gradients through the direct method's autograd (equal to rounding)."""
+    spec = _spec(x, w, *params)
+    wanted = [t for t, want in ((x, want_x), (w, want_w)) if want]
+    grads = iter(torch.autograd.grad(direct.run(x, w, spec), wanted, g, create_graph=True))
+    return next(grads) if want_x else None, next(grads) if want_w else None
 
 
-def _backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
-    x, w = ctx.saved_tensors
-    want_x, want_w = ctx.needs_input_grad[:2]
-    nones = (None,) * len(ctx.params)
-    if torch.is_grad_enabled():  # a double backward: through the direct method's autograd
-        before, after, stride, dilation, groups, mode = ctx.params
-        spec = _spec(x, w, before, after, stride, dilation, groups, mode)
-        wanted = [t for t, want in ((x, want_x), (w, want_w)) if want]
-        grads = iter(torch.autograd.grad(direct.run(x, w, spec), wanted, g, create_graph=True))
-        return (next(grads) if want_x else None, next(grads) if want_w else None, *nones)
-    gx, gw = fft_conv1d_backward(g.contiguous(), x, w, *ctx.params, want_x, want_w)
-    return (gx if want_x else None, gw if want_w else None, *nones)
-
-
-fft_conv1d.register_autograd(_backward, setup_context=_setup_context)
+register_conv_autograd(fft_conv1d, fft_conv1d_backward, _double_backward)

@@ -17,7 +17,14 @@ from gridconv.functional._spec import ConvSpec, conv_spec
 from gridconv.functional._trace import exporting, tracing
 from gridconv.functional.methods import compiled as overlap_save
 from gridconv.functional.methods import compiled_op, fft
-from gridconv.functional.methods.base import KernelCache, Method, cached, small, wants_grad
+from gridconv.functional.methods.base import (
+    KernelCache,
+    Method,
+    cached,
+    register_conv_autograd,
+    small,
+    wants_grad,
+)
 from gridconv.functional.methods.compiled import CompiledKernel
 from gridconv.functional.methods.fft_grad import gradient_spectra, input_gradient, kernel_gradient
 from gridconv.functional.padding import pad_adjoint
@@ -232,24 +239,13 @@ def _fft_conv_backward_fake(
     return x.new_empty(x.shape if want_x else (0,)), w.new_empty(w.shape if want_w else (0,))
 
 
-def _op_setup(ctx: Any, inputs: tuple, output: Tensor) -> None:
-    x, w, *params = inputs
-    ctx.save_for_backward(x, w)
-    ctx.params = params
-
-
-def _op_backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
-    x, w = ctx.saved_tensors
-    want_x, want_w = ctx.needs_input_grad[:2]
-    nones = (None,) * len(ctx.params)
-    if torch.is_grad_enabled():  # a double backward: through autograd
-        spec = _op_spec(x, w, *ctx.params)
-        return (*_double_backward(x, w, g, spec, want_x, want_w), *nones)
-    gx, gw = fft_conv_backward_op(g, x, w, *ctx.params, want_x, want_w)
-    return (gx if want_x else None, gw if want_w else None, *nones)
-
-
-fft_conv_op.register_autograd(_op_backward, setup_context=_op_setup)
+register_conv_autograd(
+    fft_conv_op,
+    fft_conv_backward_op,
+    lambda x, w, g, params, want_x, want_w: _double_backward(
+        x, w, g, _op_spec(x, w, *params), want_x, want_w
+    ),
+)
 
 
 METHOD = Method(name="fft", run=run, seconds=fft.seconds, order=1, memory=fft.memory)
