@@ -1,16 +1,17 @@
 """torch.compile and gridconv: one training step of a small ConvNet, compiled against eager,
 and against the same network built from torch.nn (eager and compiled); compile time per layer.
 
-  .venv/bin/python benchmarks/compile_step.py          # ~3 min; prints two tables
+  .venv/bin/python benchmarks/compile_step.py          # ~4 min; prints two tables
 
-Two networks, each built twice (gc.nn layers, torch.nn layers; same weights):
+Three networks, each built twice (gc.nn layers, torch.nn layers; same weights):
 - "direct": 3 x 3 convolutions and 2 x 2 max pooling, N32 3x32x32 (auto picks the direct
   method, so gridconv and torch run the same convolutions);
 - "fft": 9 x 9 and 11 x 11 "same" convolutions, N8 3x64x64 (auto picks the FFT; torch runs
-  its direct convolution).
+  its direct convolution); and "fft, SiLU", the same with SiLU for ReLU.
 A step is forward, cross-entropy, backward and an SGD update. Candidates run in interleaved
 rounds in random order after warm-up (the compiles), medians. Compile time: the first
-forward + backward of each layer alone under torch.compile (inductor), after a reset.
+forward + backward of each layer alone under torch.compile (inductor), after a reset: cold
+(inductor's caches off) and with its on-disk cache warm.
 """
 
 from __future__ import annotations
@@ -42,18 +43,24 @@ def direct_net(library: str) -> nn.Module:
     )  # fmt: skip
 
 
-def fft_net(library: str) -> nn.Module:
+def fft_net(library: str, activation: type[nn.Module] = nn.ReLU) -> nn.Module:
     if library == "gridconv":
         conv = lambda c, o, k: gc.nn.Conv2d(c, o, k, padding="same")  # noqa: E731
     else:
         conv = lambda c, o, k: nn.Conv2d(c, o, k, padding="same")  # noqa: E731
     return nn.Sequential(
-        conv(3, 16, 9), nn.ReLU(), conv(16, 16, 11), nn.ReLU(),
+        conv(3, 16, 9), activation(), conv(16, 16, 11), activation(),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10),
     )  # fmt: skip
 
 
-NETS = {"direct": (direct_net, (32, 3, 32, 32)), "fft": (fft_net, (8, 3, 64, 64))}
+NETS = {
+    "direct": (direct_net, (32, 3, 32, 32)),
+    "fft": (fft_net, (8, 3, 64, 64)),
+    # the same layers with SiLU: inductor keeps no boolean mask of ReLU's for the backward,
+    # whose kernels run slowly on this CPU (benchmarks/repro/inductor_bool_mask.py)
+    "fft, SiLU": (lambda library: fft_net(library, nn.SiLU), (8, 3, 64, 64)),
+}
 
 
 def stepper(model: nn.Module, params: list, x: torch.Tensor, y: torch.Tensor) -> Callable:
@@ -67,7 +74,7 @@ def stepper(model: nn.Module, params: list, x: torch.Tensor, y: torch.Tensor) ->
     return step
 
 
-def steps(name: str, rounds: int = 15) -> dict[str, float]:
+def steps(name: str, rounds: int = 25) -> dict[str, float]:
     make, shape = NETS[name]
     torch.manual_seed(0)
     x, y = torch.randn(shape), torch.randint(0, 10, (shape[0],))
@@ -111,11 +118,14 @@ LAYERS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
 }
 
 
-def compile_seconds(make: Callable[[], nn.Module], shape: tuple[int, ...]) -> float:
+def compile_seconds(make: Callable[[], nn.Module], shape: tuple[int, ...], cold: bool) -> float:
+    """The first forward + backward of a fresh layer under torch.compile, after a reset;
+    ``cold``: with inductor's caches off, else with its on-disk cache as left warm."""
     torch._dynamo.reset()
     layer, x = make(), torch.randn(shape, requires_grad=True)
     start = time.perf_counter()
-    torch.compile(layer)(x).sum().backward()
+    with torch._inductor.config.patch(force_disable_caches=cold):
+        torch.compile(layer)(x).sum().backward()
     return time.perf_counter() - start
 
 
@@ -133,9 +143,11 @@ def main() -> None:
         print(f"  compiled gridconv / eager gridconv   {g_c / g_e:.2f}")
         print(f"  compiled gridconv / compiled torch   {g_c / t_c:.2f}")
         print(f"  eager gridconv / eager torch         {g_e / t_e:.2f}")
-    print("\ncompile time, first forward + backward of one layer (s)")
+    print("\ncompile time, first forward + backward of one layer (s): cold, cache warm")
     for name, (make, shape) in LAYERS.items():
-        print(f"  {name:<30} {compile_seconds(make, shape):6.2f}")
+        cold = compile_seconds(make, shape, cold=True)
+        compile_seconds(make, shape, cold=False)  # fills the cache
+        print(f"  {name:<30} {cold:6.2f} {compile_seconds(make, shape, cold=False):6.2f}")
 
 
 if __name__ == "__main__":

@@ -208,7 +208,36 @@ def test_the_custom_ops_pass_torch_library_opcheck():
     torch.library.opcheck(compiled_op.fft_conv1d, (x, w, 5, 5, 3, 2, 2, "reflect"))
     x2, w2 = torch.randn(2, 4, 20, 18, requires_grad=True), torch.randn(6, 2, 5, 4)
     args = ([2, 2, 0, 3], [2, 1], [1, 2], 2, "circular")
-    torch.library.opcheck(fft_run.fft_conv_op, (x2, w2.requires_grad_(), *args))
+    for keep in ((True, True), (True, False), (False, False)):
+        torch.library.opcheck(fft_run.fft_conv_op, (x2, w2.requires_grad_(), *args, *keep))
+    # depthwise (a spectrum of another layout), in float64
+    xd, wd = torch.randn(2, 4, 30, dtype=torch.float64), torch.randn(4, 1, 7, dtype=torch.float64)
+    torch.library.opcheck(fft_run.fft_conv_op, (xd, wd, [3, 3], [1], [1], 4, "zeros", True, True))
+
+
+def _fft_counts(step) -> dict[str, int]:
+    """How many forward and inverse FFTs (ATen's) one call of ``step`` runs."""
+    with torch.profiler.profile() as prof:
+        step()
+    names = [event.name for event in prof.events()]
+    return {op: names.count(op) for op in ("aten::_fft_r2c", "aten::_fft_c2r")}
+
+
+@pytest.mark.parametrize("x_grad", [True, False])
+def test_a_compiled_fft_layer_transforms_no_more_than_eager(x_grad):
+    """The forward op hands its spectra (the kernel's, the input's) to the backward op, as
+    eager mode keeps them: a compiled training step runs the very transforms of an eager one
+    (it ran half again as many forward FFTs when the backward made its own)."""
+    layer = gc.nn.Conv2d(4, 6, 11, padding="same")
+    x = torch.randn(2, 4, 48, 48, requires_grad=x_grad)
+    compiled = torch.compile(layer, fullgraph=True)
+    compiled(x).sum().backward()  # compile first
+    counts = {
+        name: _fft_counts(lambda m=module: m(x).sum().backward())
+        for name, module in (("eager", layer), ("compiled", compiled))
+    }
+    assert counts["compiled"] == counts["eager"]
+    assert counts["eager"]["aten::_fft_r2c"] >= 2  # the input's, the kernel's at least
 
 
 def test_bad_input_under_tracing_raises_the_eager_error():
@@ -284,7 +313,7 @@ def test_the_custom_ops_double_backward_matches_direct():
     (expected,) = torch.autograd.grad(gxr.sum(), wr)
     for op, params in (
         (compiled_op.fft_conv1d, (9, 10, 1, 1, 2, "zeros")),
-        (fft_run.fft_conv_op, ([9, 10], [1], [1], 2, "zeros")),
+        (lambda *a: fft_run.fft_conv_op(*a)[0], ([9, 10], [1], [1], 2, "zeros", True, True)),
     ):
         (gx,) = torch.autograd.grad(op(x, w, *params).square().sum(), x, create_graph=True)
         (gw,) = torch.autograd.grad(gx.sum(), w)

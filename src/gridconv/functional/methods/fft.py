@@ -15,6 +15,7 @@ assembles an output. How the method runs, forward and backward, eager and traced
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass
@@ -103,15 +104,8 @@ def prepare_fft(w: Tensor, spec: ConvSpec, compiled: bool = False) -> FFTKernel 
     w = w.to(compute_dtype(w.dtype))
     out_channels, group_in = w.shape[:2]
     w = dilate_kernel(w, spec.dilation)
-    kernel = tuple(w.shape[2:])
-    blocks, lengths = tile_plan(
-        spec.padded_size, kernel, spec.in_channels, out_channels, spec.groups, whole_extents(spec)
-    )
-    zeros = spec.padding_mode == "zeros"
-    shifts = tuple(  # whole dims of zero padding: the transform supplies it
-        before if zeros and b == p - k + 1 else None
-        for (before, _), b, p, k in zip(spec.pairs, blocks, spec.padded_size, kernel)
-    )
+    planned = planned_kernel(w.new_empty(0), spec, out_channels)
+    kernel, lengths, shifts = planned.kernel, planned.lengths, planned.shifts
     groups = spec.groups
     # (C_out, Cg, *k) -> (*k, G, Cg, Og): transformed in place, the spectrum comes out in
     # the (frequency, group, in, out) layout of the mixing matmul.
@@ -122,7 +116,23 @@ def prepare_fft(w: Tensor, spec: ConvSpec, compiled: bool = False) -> FFTKernel 
     spectrum = spectrum.reshape(-1, groups, group_in, out_channels // groups)  # (Fn, G, Cg, Og)
     if group_in == 1:
         spectrum = spectrum[:, :, 0].permute(1, 2, 0)  # (G, Og, Fn)
-    return FFTKernel(spectrum.contiguous(), blocks, lengths, kernel, out_channels, shifts)
+    return dataclasses.replace(planned, spectrum=spectrum.contiguous())
+
+
+def planned_kernel(spectrum: Tensor, spec: ConvSpec, out_channels: int) -> FFTKernel:
+    """The :class:`FFTKernel` of a kernel with ``out_channels`` for ``spec``, holding the
+    given ``spectrum`` (one :func:`prepare_fft` made for the same ``spec``): the plan
+    alone, without transforming anything."""
+    kernel = tuple(spec.span)  # the dilated kernel's size
+    blocks, lengths = tile_plan(
+        spec.padded_size, kernel, spec.in_channels, out_channels, spec.groups, whole_extents(spec)
+    )
+    zeros = spec.padding_mode == "zeros"
+    shifts = tuple(  # whole dims of zero padding: the transform supplies it
+        before if zeros and b == p - k + 1 else None
+        for (before, _), b, p, k in zip(spec.pairs, blocks, spec.padded_size, kernel)
+    )
+    return FFTKernel(spectrum, blocks, lengths, kernel, out_channels, shifts)
 
 
 # The spectra go frequency-major for the mixing matmul a block of rows (images or tiles) at
