@@ -64,6 +64,48 @@ def test_bad_settings_name_the_argument(kwargs, match):
         gc.nn.RecurrentAttention(1, 10, **kwargs)
 
 
+@pytest.mark.parametrize("d, size", [(1, 40), (3, 12)])
+def test_ram_runs_on_1d_and_3d_inputs(d, size):
+    """The same model on signals and volumes: locations of d coordinates, every parameter
+    trained by the hybrid loss."""
+    torch.manual_seed(5)
+    ram = gc.nn.RecurrentAttention(
+        2, 4, glimpse_size=4, scales=2, glimpses=3, hidden_size=16, spatial_dims=d
+    )
+    x, y = torch.rand(6, 2, *(size,) * d), torch.randint(0, 4, (6,))
+    out = ram(x)
+    assert out.locations.shape == (6, 3, d) and out.logits.shape == (6, 4)
+    ram.loss(out, y).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in ram.parameters())
+    with pytest.raises(ValueError, match="`x` must have shape"):
+        ram(torch.rand(6, 2, *(size,) * (d % 3 + 1)))
+
+
+def test_the_core_starts_as_the_identity():
+    ram = gc.nn.RecurrentAttention(1, 10, hidden_size=32)
+    assert torch.equal(ram.core_h.weight, torch.eye(32)) and not ram.core_h.bias.any()
+
+
+def test_random_glimpses_are_uniform_and_train_no_policy():
+    """policy="random": locations uniform over the input in training and in eval mode (so
+    no two calls agree), log-probabilities 0, and the loss gives the locator nothing."""
+    torch.manual_seed(6)
+    ram = gc.nn.RecurrentAttention(1, 3, glimpse_size=4, scales=2, glimpses=50, policy="random")
+    x, y = torch.rand(40, 1, 24, 24), torch.randint(0, 3, (40,))
+    ram.eval()
+    a, b = ram(x), ram(x)
+    assert not torch.equal(a.locations, b.locations)
+    spread = a.locations.flatten(0, 1)
+    assert spread.abs().max() <= 1 and (spread.min(0).values < -0.9).all()
+    assert (spread.max(0).values > 0.9).all() and spread.mean(0).abs().max() < 0.1
+    assert not a.log_probs.any()
+    ram.train()
+    ram.loss(ram(x), y).backward()
+    assert ram.locator.weight.grad is None and ram.classifier.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="`policy` must be one of 'learned', 'random'"):
+        gc.nn.RecurrentAttention(1, 3, policy="greedy")
+
+
 def test_a_short_training_run_on_translated_canvases_beats_chance():
     torch.manual_seed(4)
     split = gc.data.load("mnist5k")

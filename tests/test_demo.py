@@ -131,3 +131,28 @@ def test_full_demo(tmp_path):
     assert main(["demo", "--out", str(tmp_path)]) == 0
     results, meta = report.load(tmp_path / "results.json")
     assert meta["seconds"] < 600 and all(r.error is None for r in results)
+
+
+def _foveation_records(ram: float, random: float, conv: float, ram_flops: int = 3_000_000):
+    common = {"epochs": 1, "train_seconds": 1.0, "values_read": 1, "pixels_reached": 1.0}
+    return [
+        {**common, "model": "RAM", "test_accuracy": ram, "flops": ram_flops},
+        {**common, "model": "RAM, random glimpses", "test_accuracy": random, "flops": ram_flops},
+        {**common, "model": "ConvNet", "test_accuracy": conv, "flops": 34_000_000},
+    ]
+
+
+@pytest.mark.parametrize(
+    "accuracies, flops, supported",
+    [
+        ((0.90, 0.80, 0.94), 3_000_000, True),  # error 10 % <= 2 x 6 %, 10 points over random
+        ((0.75, 0.60, 0.93), 3_000_000, False),  # error 3.6x the ConvNet's
+        ((0.90, 0.87, 0.94), 3_000_000, False),  # random glimpses within 5 points
+        ((0.90, 0.80, 0.94), 9_000_000, False),  # over a quarter of the ConvNet's FLOPs
+    ],
+)
+def test_the_foveation_verdict_rule(accuracies, flops, supported):
+    from gridconv.experiments import foveation
+
+    verdict, measured = foveation.verdict(_foveation_records(*accuracies, ram_flops=flops))
+    assert verdict is supported and "RAM's error is" in measured

@@ -146,3 +146,14 @@ def test_bad_input_names_the_argument(call, error, match):
     x, c = torch.randn(4, 1, 20, 20), torch.zeros(4, 2)
     with pytest.raises(error, match=match):
         call(x, c)
+
+
+def test_a_level_of_one_cell_reads_zero_outside_it():
+    """4 x 4 ones at scale 2 (blocks of 4 x 4): one cell of mean 1, centred on the image; a
+    3 x 3 glimpse there reads it in the middle and zeros one level cell away."""
+    out = gc.glimpse(torch.ones(1, 1, 4, 4), torch.zeros(1, 2), 3, scales=3)
+    expected = torch.zeros(3, 3)
+    expected[1, 1] = 1
+    assert torch.allclose(out[0, 2, 0], expected)
+    line = gc.glimpse(torch.ones(1, 1, 4), torch.zeros(1, 1), 3, scales=3)  # 1-D too
+    assert torch.allclose(line[0, 2, 0], torch.tensor([0.0, 1.0, 0.0]))

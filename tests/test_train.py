@@ -210,3 +210,28 @@ def test_every_global_rng_round_trips_through_a_checkpoint(tmp_path):
     checkpoint.set_rng_state(checkpoint.load(tmp_path / "c.pt")["rng"])
     again = (random.random(), np.random.randn(), torch.rand(3))
     assert first[:2] == again[:2] and torch.equal(first[2], again[2])
+
+
+def test_fit_takes_a_new_training_set_each_epoch():
+    """``fit(train=f)``: ``f(epoch)`` for epochs 1, 2, ... gives that epoch's training set
+    (new canvases of the same digits, say); the model trains on each in turn."""
+    from torch.utils.data import TensorDataset
+
+    from gridconv.train import fit
+
+    torch.manual_seed(0)
+    asked, seen = [], []
+    model = torch.nn.Linear(3, 2)
+    model.register_forward_pre_hook(lambda m, args: seen.append(args[0][:, 0].tolist()))
+
+    def epoch_set(epoch):
+        asked.append(epoch)
+        return TensorDataset(torch.full((4, 3), float(epoch)), torch.zeros(4, dtype=torch.long))
+
+    test = TensorDataset(torch.zeros(2, 3), torch.zeros(2, dtype=torch.long))
+    reports = fit(model, epoch_set, test, epochs=3, batch_size=4)
+    assert asked == [1, 2, 3] and len(reports) == 3
+    training = [values for values in seen if len(values) == 4]  # (evaluation: the 2 rows)
+    assert training == [[1.0] * 4, [2.0] * 4, [3.0] * 4]
+    with pytest.raises(TypeError, match="`train` must be a Dataset or a function"):
+        fit(model, [1, 2], test, epochs=1)

@@ -145,7 +145,7 @@ def _train_batches(
 
 def fit(
     model: nn.Module,
-    train: Dataset,
+    train: Dataset | Callable[[int], Dataset],
     test: Dataset,
     *,
     epochs: int,
@@ -160,7 +160,9 @@ def fit(
 
     Args:
         model: maps a batch of inputs to class logits.
-        train, test: datasets of ``(input, label)`` pairs.
+        train, test: datasets of ``(input, label)`` pairs; ``train`` may also be a function
+            giving each epoch's (``1, 2, ...``) training set, such as new cluttered canvases
+            of the same digits (:func:`gridconv.data.cluttered`).
         epochs, batch_size, lr: the usual.
         generator: drives the shuffling, so a seeded generator gives a repeatable run.
         on_batch: called after every batch with the epoch's running loss and accuracy.
@@ -173,11 +175,17 @@ def fit(
     """
     epochs = check_int("epochs", epochs, minimum=1)
     batch_size = check_int("batch_size", batch_size, minimum=1)
-    loader = DataLoader(train, batch_size=batch_size, shuffle=True, generator=generator)
+    if not (isinstance(train, Dataset) or callable(train)):
+        raise TypeError(
+            f"`train` must be a Dataset or a function of the epoch giving one, "
+            f"got {describe(train)}."
+        )
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     device = next(model.parameters()).device
     reports = []
     for epoch in range(1, epochs + 1):
+        dataset = train if isinstance(train, Dataset) else train(epoch)
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator)
         running = _Running()
         _train_batches(
             model,

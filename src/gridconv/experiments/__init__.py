@@ -17,6 +17,7 @@ from gridconv.experiments import (
     any_size,
     biases,
     depthwise,
+    foveation,
     invariance,
     permutation,
     sharing,
@@ -37,6 +38,7 @@ MODULES: dict[str, ModuleType] = {
         depthwise,
         any_size,
         sparse_matrix,
+        foveation,
     )
 }
 NAMES = tuple(MODULES)

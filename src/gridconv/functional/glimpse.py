@@ -5,13 +5,12 @@ whole input, and a log-polar retina.
 ``glimpse`` builds a pyramid of block means (level k: blocks of ``scale_factor**k`` cells
 per dim) and reads each scale of every image with one batched bilinear sampling
 (``grid_sample``) of its level: no Python loop over images, differentiable in the input and
-in the centres. At N=256, 60x60, 8x8, 3 scales: 2.0 ms, about 9x a per-image loop retina
+in the centres. At N=256, 60x60, 8x8, 3 scales: 1.3 ms, about 13x a per-image loop retina
 (``benchmarks/glimpse_loop.py``).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 
@@ -44,13 +43,6 @@ def _check_centers(centers: object, x: Tensor, d: int) -> Tensor:
             f"per image, in the order of the spatial dims; got shape {tuple(centers.shape)}."
         )
     return centers
-
-
-def _to_grid(points: Tensor, spatial: Sequence[int]) -> Tensor:
-    """Cell coordinates ``(..., d)`` in spatial-dim order -> ``grid_sample``'s normalised
-    ``(x, y[, z])`` order, ``align_corners=True`` (-1 and 1 are the first and last cells)."""
-    sizes = torch.tensor([n - 1 for n in spatial], dtype=points.dtype, device=points.device)
-    return (2 * points / sizes - 1).flip(-1)
 
 
 def _sample(maps: Tensor, grid: Tensor) -> Tensor:
@@ -116,34 +108,55 @@ def glimpse(
         raise TypeError(f"`scale_factor` must be an int >= 1, got {describe(scale_factor)}.")
     scale_factor = check_int("scale_factor", scale_factor, minimum=1)
     N, C, *spatial = x.shape
-    extent = torch.tensor([n - 1 for n in spatial], dtype=x.dtype, device=x.device)
-    middle = (centers.to(x.dtype) + 1) / 2 * extent  # (N, d) in cells
-    steps = [torch.arange(s, dtype=x.dtype, device=x.device) - (s - 1) / 2 for s in size]
-    offsets = torch.stack(torch.meshgrid(*steps, indexing="ij"), dim=-1).view(-1, d)
+    # Every coordinate in grid_sample's order (the last spatial dim first), so that only
+    # small tensors are rearranged: per scale, the sample points are one (N, 1, d) base
+    # plus one (P, d) pattern, a single add over the batch.
+    factory = {"dtype": x.dtype, "device": x.device}
+    flip = list(reversed(range(d)))
+    middle = ((centers.to(x.dtype) + 1) / 2)[:, flip]  # (N, d), fractions of the extent
+    extent = torch.tensor([spatial[i] - 1 for i in flip], **factory)
+    steps = [torch.arange(s, **factory) - (s - 1) / 2 for s in size]
+    offsets = torch.stack(torch.meshgrid(*steps, indexing="ij"), dim=-1).view(-1, d)[:, flip]
     out = []
-    level = x
+    level = x  # sums over blocks of width**d cells (zeros past the end); scaled after sampling
     for k in range(scales):
         width = scale_factor**k
-        if k:  # the input averaged over blocks of width**d cells (zeros past the end)
-            level = _block_mean(level, scale_factor)
-        # level cell i covers input cells i*width .. (i+1)*width - 1: centre i*w + (w-1)/2
-        points = (middle.view(N, 1, d) - (width - 1) / 2) / width + offsets  # level cells
-        out.append(_sample_points(level, _to_grid(points, level.shape[2:])))  # (N, C, P)
+        if k:
+            level = _block_sum(level, scale_factor)
+            if min(level.shape[2:]) == 1:  # a zero cell after a lone one (grid_sample
+                # would read a dim of one cell at every point, outside it too)
+                pads = [p for n in reversed(level.shape[2:]) for p in (0, int(n == 1))]
+                level = F.pad(level, pads)
+        # level cell i covers input cells i*w .. (i+1)*w - 1, centred at i*w + (w-1)/2; in
+        # grid units (-1 and 1: the level's first and last cells) per dim of L cells:
+        # 2 * ((m * extent - (w - 1) / 2) / w + offset) / (L - 1) - 1
+        cells = torch.tensor([level.shape[2 + i] - 1 for i in flip], **factory)
+        base = 2 * (middle * extent - (width - 1) / 2) / width / cells - 1  # (N, d)
+        pattern = offsets * (2 / cells)  # (P, d)
+        # added as (d, N, P), the points innermost (6x faster than (N, P, d) with d inner)
+        grid = (base.T[:, :, None] + pattern.T[:, None, :]).permute(1, 2, 0)  # (N, P, d)
+        sampled = _sample_points(level, grid)  # (N, C, P)
+        out.append(sampled / width**d if k else sampled)
     return torch.stack(out, dim=1).view(N, scales, C, *size)
 
 
-def _block_mean(x: Tensor, width: int) -> Tensor:
-    """Means of ``width``-wide blocks per spatial dim; a last, partial block counts the
-    cells past the end as zeros. (A sum of the ``width**d`` strided views, divided once:
-    avg_pool and a reshaped mean ran 3-10x slower on (256, 1, 60, 60).)"""
-    d = x.ndim - 2
+def _block_sum(x: Tensor, width: int) -> Tensor:
+    """Sums of ``width``-wide blocks per spatial dim; a last, partial block counts the cells
+    past the end as zeros. One dim at a time, a sum of ``width`` strided views: on (256, 1,
+    60, 60), 0.13 ms for blocks of 2 x 2, against 0.29 ms summing the 4 views of each block
+    and 2.8 ms for a reshaped sum (avg_pool was slower too)."""
     spare = [(-m) % width for m in x.shape[2:]]
     x = F.pad(x, [p for s in reversed(spare) for p in (0, s)]) if any(spare) else x
-    total = None
-    for start in itertools.product(range(width), repeat=d):
-        view = x[(..., *(slice(t, None, width) for t in start))]
-        total = view.clone() if total is None else total.add_(view)
-    return total.div_(width**d)
+    if width == 1:
+        return x
+    for dim in range(2, x.ndim):
+        every = (slice(None),) * dim + (slice(None, None, width),)  # every width-th cell
+        views = [x.narrow(dim, t, x.shape[dim] - t)[every] for t in range(width)]
+        total = views[0] + views[1]
+        for view in views[2:]:
+            total.add_(view)
+        x = total
+    return x
 
 
 def _sample_points(x: Tensor, grid: Tensor) -> Tensor:
