@@ -318,6 +318,24 @@ ERRORS = {
     "maxout layer": (lambda: gc.nn.Maxout(lambda x: x, 2), TypeError, r"`layer` must be"),
     "pyramid layer levels": (lambda: gc.nn.PyramidPool([]), ValueError, r"`levels`"),
     "global too few dims": (lambda: gc.global_pool(X[:, :, 0, 0]), ValueError, r"`x` must have"),
+    # empty dims: torch's adaptive and windowed kernels raise RuntimeErrors of their own
+    "pyramid empty spatial dim": (
+        lambda: gc.pyramid_pool(X[:, :, :0]),
+        ValueError,
+        r"`x` must have at least one channel and one cell in every spatial dim; got shape "
+        r"\(2, 6, 0, 8\)",
+    ),
+    "pyramid no channels": (
+        lambda: gc.pyramid_pool(X[:, :0]),
+        ValueError,
+        r"`x` must have at least one channel",
+    ),
+    "global empty spatial dim": (
+        lambda: gc.global_pool(X[..., :0], method="max"),
+        ValueError,
+        r"`x` must have at least one cell in every spatial dim",
+    ),
+    "pool no channels": (lambda: gc.pool(X[:, :0], 2), ValueError, r"`x` must have at least"),
 }
 
 

@@ -44,6 +44,18 @@ def check_p(p: object) -> float:
     return float(p)
 
 
+def _check_cells(x: Tensor, first: int = 2) -> None:
+    """Every dim of ``x`` from ``first`` on (the spatial dims, or the channels too) holds at
+    least one cell: torch's pooling kernels raise their own ``RuntimeError`` otherwise."""
+    if any(n == 0 for n in x.shape[first:]):
+        what = (
+            "channel and one cell in every spatial dim"
+            if first < 2
+            else "cell in every spatial dim"
+        )
+        raise ValueError(f"`x` must have at least one {what}; got shape {tuple(x.shape)}.")
+
+
 def _windows(
     size: Sequence[int],
     kernel: Sequence[int],
@@ -147,6 +159,7 @@ def pool(
             sigma=sigma,
             ceil_mode=ceil_mode,
         )[0]
+    _check_cells(x, first=1)
     method = check_choice("method", method, METHODS)
     kernel = ntuple("kernel_size", kernel_size, d)
     stride = kernel if stride is None else ntuple("stride", stride, d)
@@ -249,6 +262,7 @@ def pyramid_pool(x: Tensor, levels: Sequence[int] = (1, 2, 4), *, method: str = 
             f"`x` must have shape (N, C, *spatial) with 1, 2 or 3 spatial dims; "
             f"got shape {tuple(x.shape)}."
         )
+    _check_cells(x, first=1)
     method = check_choice("method", method, ("max", "avg"))
     if isinstance(levels, int) or not isinstance(levels, Sequence) or not levels:
         raise ValueError(
@@ -283,6 +297,7 @@ def global_pool(x: Tensor, *, method: str = "avg", p: float = 2.0) -> Tensor:
             f"`x` must have shape (N, C, *spatial) with at least one spatial dim; "
             f"got shape {tuple(x.shape)}."
         )
+    _check_cells(x)
     # All positions of a channel as one group of "channels": (N, positions, C) -> (N, 1, C).
     positions = math.prod(x.shape[2:])
     return channel_pool(x.flatten(2).transpose(1, 2), positions, method=method, p=p)[:, 0]
