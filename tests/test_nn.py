@@ -118,3 +118,36 @@ def test_repr_shows_the_configuration():
     text = repr(layer)
     assert "Conv2d(3, 4, kernel_size=(3, 3), stride=(2, 2), padding='same'" in text
     assert "bias='untied'" in text and "input_size=(8, 8)" in text
+
+
+def _public_layers():
+    import inspect as _inspect
+
+    return [
+        getattr(gc.nn, name)
+        for name in gc.nn.__all__
+        if _inspect.isclass(getattr(gc.nn, name))
+        and issubclass(getattr(gc.nn, name), torch.nn.Module)
+    ]
+
+
+@pytest.mark.parametrize("layer", _public_layers(), ids=lambda c: c.__name__)
+def test_every_public_layer_signature_names_its_parameters(layer):
+    """help(), inspect.signature and editors see every parameter: no *args or **kwargs; a
+    thin 1-d/2-d/3-d class shows its N-d class's signature less num_spatial_dims."""
+    import inspect
+
+    signature = inspect.signature(layer)
+    kinds = {p.kind for p in signature.parameters.values()}
+    assert not kinds & {inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD}
+    dims = getattr(layer, "fixed_spatial_dims", None)
+    if dims is not None:
+        general = next(base for base in layer.__mro__ if base.__name__ == layer.__name__[:-2])
+        params = list(inspect.signature(general).parameters.values())
+        assert params[0].name == "num_spatial_dims"
+        assert list(signature.parameters.values()) == params[1:]
+
+
+def test_the_thin_classes_are_the_seventeen_of_five_families():
+    thin = [c.__name__ for c in _public_layers() if getattr(c, "fixed_spatial_dims", None)]
+    assert len(thin) == 17, thin

@@ -371,7 +371,37 @@ class Conv(nn.Module):
         return module
 
 
-class Conv1d(Conv):
+class _FixedConv(Conv):
+    """:class:`Conv` for one number of spatial dims (``fixed_spatial_dims``): its whole
+    signature, less ``num_spatial_dims``, for ``help()``, ``inspect.signature`` and editors."""
+
+    fixed_spatial_dims: int
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | Sequence[int],
+        stride: int | Sequence[int] = 1,
+        padding: Padding = "valid",
+        dilation: int | Sequence[int] = 1,
+        groups: int = 1,
+        bias: bool | str = True,
+        *,
+        input_size: int | Sequence[int] | None = None,
+        padding_mode: str = "zeros",
+        method: str = "auto",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(
+            self.fixed_spatial_dims, in_channels, out_channels, kernel_size, stride, padding,
+            dilation, groups, bias, input_size=input_size, padding_mode=padding_mode,
+            method=method, device=device, dtype=dtype,
+        )  # fmt: skip
+
+
+class Conv1d(_FixedConv):
     """1-d convolution: :class:`Conv` with ``num_spatial_dims=1``; same arguments after it.
 
     Shape:
@@ -380,11 +410,8 @@ class Conv1d(Conv):
 
     fixed_spatial_dims = 1
 
-    def __init__(self, in_channels: int, out_channels: int, *args: Any, **kwargs: Any) -> None:
-        super().__init__(1, in_channels, out_channels, *args, **kwargs)
 
-
-class Conv2d(Conv):
+class Conv2d(_FixedConv):
     """2-d convolution: :class:`Conv` with ``num_spatial_dims=2``; same arguments after it.
 
     Shape:
@@ -393,11 +420,8 @@ class Conv2d(Conv):
 
     fixed_spatial_dims = 2
 
-    def __init__(self, in_channels: int, out_channels: int, *args: Any, **kwargs: Any) -> None:
-        super().__init__(2, in_channels, out_channels, *args, **kwargs)
 
-
-class Conv3d(Conv):
+class Conv3d(_FixedConv):
     """3-d convolution: :class:`Conv` with ``num_spatial_dims=3``; same arguments after it.
 
     Shape:
@@ -405,6 +429,3 @@ class Conv3d(Conv):
     """
 
     fixed_spatial_dims = 3
-
-    def __init__(self, in_channels: int, out_channels: int, *args: Any, **kwargs: Any) -> None:
-        super().__init__(3, in_channels, out_channels, *args, **kwargs)

@@ -336,55 +336,93 @@ def _build(cls: type, base: type, d: int, args: tuple, kwargs: dict) -> Any:
     return cls(*args, **kwargs)
 
 
-class LocallyConnected1d(LocallyConnected):
+class _FixedLocallyConnected(LocallyConnected):
+    """:class:`LocallyConnected` for one number of spatial dims (``fixed_spatial_dims``):
+    its whole signature, less ``num_spatial_dims``."""
+
+    fixed_spatial_dims: int
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | Sequence[int],
+        input_size: int | Sequence[int],
+        stride: int | Sequence[int] = 1,
+        padding: Padding = "valid",
+        dilation: int | Sequence[int] = 1,
+        bias: bool | str = True,
+        *,
+        padding_mode: str = "zeros",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(
+            self.fixed_spatial_dims, in_channels, out_channels, kernel_size, input_size, stride,
+            padding, dilation, bias, padding_mode=padding_mode, device=device, dtype=dtype,
+        )  # fmt: skip
+
+
+class _FixedTiledConv(TiledConv):
+    """:class:`TiledConv` for one number of spatial dims (``fixed_spatial_dims``): its whole
+    signature, less ``num_spatial_dims``."""
+
+    fixed_spatial_dims: int
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | Sequence[int],
+        tile_size: int | Sequence[int],
+        stride: int | Sequence[int] = 1,
+        padding: Padding = "valid",
+        dilation: int | Sequence[int] = 1,
+        bias: bool | str = True,
+        *,
+        input_size: int | Sequence[int] | None = None,
+        padding_mode: str = "zeros",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(
+            self.fixed_spatial_dims, in_channels, out_channels, kernel_size, tile_size, stride,
+            padding, dilation, bias, input_size=input_size, padding_mode=padding_mode,
+            device=device, dtype=dtype,
+        )  # fmt: skip
+
+
+class LocallyConnected1d(_FixedLocallyConnected):
     """:class:`LocallyConnected` with ``num_spatial_dims=1``; same arguments after it."""
 
     fixed_spatial_dims = 1
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(1, *args, **kwargs)
 
-
-class LocallyConnected2d(LocallyConnected):
+class LocallyConnected2d(_FixedLocallyConnected):
     """:class:`LocallyConnected` with ``num_spatial_dims=2``; same arguments after it."""
 
     fixed_spatial_dims = 2
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(2, *args, **kwargs)
 
-
-class LocallyConnected3d(LocallyConnected):
+class LocallyConnected3d(_FixedLocallyConnected):
     """:class:`LocallyConnected` with ``num_spatial_dims=3``; same arguments after it."""
 
     fixed_spatial_dims = 3
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(3, *args, **kwargs)
 
-
-class TiledConv1d(TiledConv):
+class TiledConv1d(_FixedTiledConv):
     """:class:`TiledConv` with ``num_spatial_dims=1``; same arguments after it."""
 
     fixed_spatial_dims = 1
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(1, *args, **kwargs)
 
-
-class TiledConv2d(TiledConv):
+class TiledConv2d(_FixedTiledConv):
     """:class:`TiledConv` with ``num_spatial_dims=2``; same arguments after it."""
 
     fixed_spatial_dims = 2
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(2, *args, **kwargs)
 
-
-class TiledConv3d(TiledConv):
+class TiledConv3d(_FixedTiledConv):
     """:class:`TiledConv` with ``num_spatial_dims=3``; same arguments after it."""
 
     fixed_spatial_dims = 3
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(3, *args, **kwargs)

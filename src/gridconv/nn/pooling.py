@@ -6,7 +6,6 @@ Each ``forward`` is one call into :mod:`gridconv.functional.pooling`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from torch import Tensor, nn
 
@@ -94,37 +93,57 @@ class Pool(nn.Module):
         return text
 
 
-class Pool1d(Pool):
+class _FixedPool(Pool):
+    """:class:`Pool` for one number of spatial dims (``fixed_spatial_dims``): its whole
+    signature, less ``num_spatial_dims``."""
+
+    fixed_spatial_dims: int
+
+    def __init__(
+        self,
+        kernel_size: int | Sequence[int],
+        stride: int | Sequence[int] | None = None,
+        padding: Padding = "valid",
+        method: str = "max",
+        p: float = 2.0,
+        *,
+        sigma: float | Sequence[float] | None = None,
+        ceil_mode: bool = False,
+    ) -> None:
+        super().__init__(
+            self.fixed_spatial_dims, kernel_size, stride, padding, method, p, sigma=sigma,
+            ceil_mode=ceil_mode,
+        )  # fmt: skip
+
+
+class Pool1d(_FixedPool):
     """1-d pooling: :class:`Pool` with ``num_spatial_dims=1``; same arguments after it.
 
     Shape:
         - Input: ``(N, C, n)``, Output: ``(N, C, o)``
     """
 
-    def __init__(self, kernel_size: int | Sequence[int], *args: Any, **kwargs: Any) -> None:
-        super().__init__(1, kernel_size, *args, **kwargs)
+    fixed_spatial_dims = 1
 
 
-class Pool2d(Pool):
+class Pool2d(_FixedPool):
     """2-d pooling: :class:`Pool` with ``num_spatial_dims=2``; same arguments after it.
 
     Shape:
         - Input: ``(N, C, H, W)``, Output: ``(N, C, H_out, W_out)``
     """
 
-    def __init__(self, kernel_size: int | Sequence[int], *args: Any, **kwargs: Any) -> None:
-        super().__init__(2, kernel_size, *args, **kwargs)
+    fixed_spatial_dims = 2
 
 
-class Pool3d(Pool):
+class Pool3d(_FixedPool):
     """3-d pooling: :class:`Pool` with ``num_spatial_dims=3``; same arguments after it.
 
     Shape:
         - Input: ``(N, C, D, H, W)``, Output: ``(N, C, D_out, H_out, W_out)``
     """
 
-    def __init__(self, kernel_size: int | Sequence[int], *args: Any, **kwargs: Any) -> None:
-        super().__init__(3, kernel_size, *args, **kwargs)
+    fixed_spatial_dims = 3
 
 
 class ChannelPool(nn.Module):

@@ -127,37 +127,64 @@ class DepthwiseSeparableConv(nn.Module):
         return self.pointwise(self.depthwise(x))
 
 
-class DepthwiseSeparableConv1d(DepthwiseSeparableConv):
+class _FixedDepthwiseSeparableConv(DepthwiseSeparableConv):
+    """:class:`DepthwiseSeparableConv` for one number of spatial dims (``fixed_spatial_dims``):
+    its whole signature, less ``num_spatial_dims``."""
+
+    fixed_spatial_dims: int
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | Sequence[int],
+        depth_multiplier: int = 1,
+        stride: int | Sequence[int] = 1,
+        padding: Padding = "valid",
+        dilation: int | Sequence[int] = 1,
+        bias: bool | str = True,
+        *,
+        input_size: int | Sequence[int] | None = None,
+        padding_mode: str = "zeros",
+        method: str = "auto",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(
+            self.fixed_spatial_dims, in_channels, out_channels, kernel_size, depth_multiplier,
+            stride, padding, dilation, bias, input_size=input_size, padding_mode=padding_mode,
+            method=method, device=device, dtype=dtype,
+        )  # fmt: skip
+
+
+class DepthwiseSeparableConv1d(_FixedDepthwiseSeparableConv):
     """:class:`DepthwiseSeparableConv` with ``num_spatial_dims=1``; same arguments after it.
 
     Shape:
         - Input: ``(N, C_in, n)``, Output: ``(N, C_out, o)``
     """
 
-    def __init__(self, in_channels: int, out_channels: int, *args: Any, **kwargs: Any) -> None:
-        super().__init__(1, in_channels, out_channels, *args, **kwargs)
+    fixed_spatial_dims = 1
 
 
-class DepthwiseSeparableConv2d(DepthwiseSeparableConv):
+class DepthwiseSeparableConv2d(_FixedDepthwiseSeparableConv):
     """:class:`DepthwiseSeparableConv` with ``num_spatial_dims=2``; same arguments after it.
 
     Shape:
         - Input: ``(N, C_in, H, W)``, Output: ``(N, C_out, H_out, W_out)``
     """
 
-    def __init__(self, in_channels: int, out_channels: int, *args: Any, **kwargs: Any) -> None:
-        super().__init__(2, in_channels, out_channels, *args, **kwargs)
+    fixed_spatial_dims = 2
 
 
-class DepthwiseSeparableConv3d(DepthwiseSeparableConv):
+class DepthwiseSeparableConv3d(_FixedDepthwiseSeparableConv):
     """:class:`DepthwiseSeparableConv` with ``num_spatial_dims=3``; same arguments after it.
 
     Shape:
         - Input: ``(N, C_in, D, H, W)``, Output: ``(N, C_out, D_out, H_out, W_out)``
     """
 
-    def __init__(self, in_channels: int, out_channels: int, *args: Any, **kwargs: Any) -> None:
-        super().__init__(3, in_channels, out_channels, *args, **kwargs)
+    fixed_spatial_dims = 3
 
 
 def _only_dim(value: tuple[Any, ...], dim: int, rest: Any) -> tuple[Any, ...]:
@@ -255,23 +282,51 @@ class SpatiallySeparableConv(nn.Module):
         return x
 
 
-class SpatiallySeparableConv2d(SpatiallySeparableConv):
+class _FixedSpatiallySeparableConv(SpatiallySeparableConv):
+    """:class:`SpatiallySeparableConv` for one number of spatial dims (``fixed_spatial_dims``):
+    its whole signature, less ``num_spatial_dims``."""
+
+    fixed_spatial_dims: int
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | Sequence[int],
+        stride: int | Sequence[int] = 1,
+        padding: Padding = "valid",
+        dilation: int | Sequence[int] = 1,
+        bias: bool | str = True,
+        *,
+        mid_channels: int | None = None,
+        input_size: int | Sequence[int] | None = None,
+        padding_mode: str = "zeros",
+        method: str = "auto",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(
+            self.fixed_spatial_dims, in_channels, out_channels, kernel_size, stride, padding,
+            dilation, bias, mid_channels=mid_channels, input_size=input_size,
+            padding_mode=padding_mode, method=method, device=device, dtype=dtype,
+        )  # fmt: skip
+
+
+class SpatiallySeparableConv2d(_FixedSpatiallySeparableConv):
     """``k x 1`` then ``1 x k``: :class:`SpatiallySeparableConv` with ``num_spatial_dims=2``.
 
     Shape:
         - Input: ``(N, C_in, H, W)``, Output: ``(N, C_out, H_out, W_out)``
     """
 
-    def __init__(self, in_channels: int, out_channels: int, *args: Any, **kwargs: Any) -> None:
-        super().__init__(2, in_channels, out_channels, *args, **kwargs)
+    fixed_spatial_dims = 2
 
 
-class SpatiallySeparableConv3d(SpatiallySeparableConv):
+class SpatiallySeparableConv3d(_FixedSpatiallySeparableConv):
     """Three 1-D passes: :class:`SpatiallySeparableConv` with ``num_spatial_dims=3``.
 
     Shape:
         - Input: ``(N, C_in, D, H, W)``, Output: ``(N, C_out, D_out, H_out, W_out)``
     """
 
-    def __init__(self, in_channels: int, out_channels: int, *args: Any, **kwargs: Any) -> None:
-        super().__init__(3, in_channels, out_channels, *args, **kwargs)
+    fixed_spatial_dims = 3
