@@ -394,6 +394,7 @@ class _FixedConv(Conv):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
+        """Build the layer; the arguments are the N-d class's after ``num_spatial_dims``."""
         super().__init__(
             self.fixed_spatial_dims, in_channels, out_channels, kernel_size, stride, padding,
             dilation, groups, bias, input_size=input_size, padding_mode=padding_mode,

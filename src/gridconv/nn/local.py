@@ -357,6 +357,7 @@ class _FixedLocallyConnected(LocallyConnected):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
+        """Build the layer; the arguments are the N-d class's after ``num_spatial_dims``."""
         super().__init__(
             self.fixed_spatial_dims, in_channels, out_channels, kernel_size, input_size, stride,
             padding, dilation, bias, padding_mode=padding_mode, device=device, dtype=dtype,
@@ -385,6 +386,7 @@ class _FixedTiledConv(TiledConv):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
+        """Build the layer; the arguments are the N-d class's after ``num_spatial_dims``."""
         super().__init__(
             self.fixed_spatial_dims, in_channels, out_channels, kernel_size, tile_size, stride,
             padding, dilation, bias, input_size=input_size, padding_mode=padding_mode,

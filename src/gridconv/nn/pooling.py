@@ -110,6 +110,7 @@ class _FixedPool(Pool):
         sigma: float | Sequence[float] | None = None,
         ceil_mode: bool = False,
     ) -> None:
+        """Build the layer; the arguments are the N-d class's after ``num_spatial_dims``."""
         super().__init__(
             self.fixed_spatial_dims, kernel_size, stride, padding, method, p, sigma=sigma,
             ceil_mode=ceil_mode,

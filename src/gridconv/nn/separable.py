@@ -150,6 +150,7 @@ class _FixedDepthwiseSeparableConv(DepthwiseSeparableConv):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
+        """Build the layer; the arguments are the N-d class's after ``num_spatial_dims``."""
         super().__init__(
             self.fixed_spatial_dims, in_channels, out_channels, kernel_size, depth_multiplier,
             stride, padding, dilation, bias, input_size=input_size, padding_mode=padding_mode,
@@ -305,6 +306,7 @@ class _FixedSpatiallySeparableConv(SpatiallySeparableConv):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
+        """Build the layer; the arguments are the N-d class's after ``num_spatial_dims``."""
         super().__init__(
             self.fixed_spatial_dims, in_channels, out_channels, kernel_size, stride, padding,
             dilation, bias, mid_channels=mid_channels, input_size=input_size,
