@@ -124,21 +124,13 @@ def fft_conv1d_backward(
     return gx.to(x.dtype).contiguous(), gw.to(w.dtype).contiguous()
 
 
-@fft_conv1d_backward.register_fake
-def _fft_conv1d_backward_fake(
-    g: Tensor,
-    x: Tensor,
-    w: Tensor,
-    before: int,
-    after: int,
-    stride: int,
-    dilation: int,
-    groups: int,
-    padding_mode: str,
-    want_x: bool,
-    want_w: bool,
-) -> tuple[Tensor, Tensor]:
-    return x.new_empty(x.shape if want_x else (0,)), w.new_empty(w.shape if want_w else (0,))
+# the gradients' shapes: x's and w's where wanted (the last two arguments), else empty
+fft_conv1d_backward.register_fake(
+    lambda g, x, w, *params: (
+        x.new_empty(x.shape if params[-2] else (0,)),
+        w.new_empty(w.shape if params[-1] else (0,)),
+    )
+)
 
 
 def _double_backward(
