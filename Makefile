@@ -1,6 +1,6 @@
 # Two commands for a fresh machine:
 #   make demo   set up .venv, install gridconv, run the main job
-#   make test   set up .venv, install gridconv with its test tools, lint and run the tests
+#   make test   set up .venv, install gridconv with its test tools, lint, type-check, run the tests
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # CI runs the slow tests too; a local `make test` skips them (run `make test-all` for all).
 PYTEST_ARGS ?= $(if $(CI),,-m "not slow")
 
-.PHONY: demo test test-all lint format bench clean
+.PHONY: demo test test-all lint typecheck format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,10 +25,14 @@ lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m ruff format --check src tests benchmarks
 
-test: lint
+# mypy reads its settings (files, strictness) from pyproject.toml
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+test: lint typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-all: lint
+test-all: lint typecheck
 	$(PY) -m pytest
 
 format: $(STAMP)
@@ -36,4 +40,4 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix src tests benchmarks
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis gridconv-report
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis gridconv-report

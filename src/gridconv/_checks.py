@@ -10,7 +10,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -50,7 +50,7 @@ def check_tensor(name: str, value: Any) -> torch.Tensor:
         raise TypeError(
             f"`{name}` must have a floating-point dtype (e.g. torch.float32), got {value.dtype}."
         )
-    return value
+    return cast(torch.Tensor, value)  # or a TensorMeta, which reads as one at trace time
 
 
 def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
-from typing import Union
+from collections.abc import Iterable, Sequence
+from typing import Any, Union
 
 from gridconv._checks import check_choice, check_int, describe
 
@@ -18,6 +18,15 @@ PaddingPairs = tuple[tuple[int, int], ...]
 Padding = Union[str, int, Sequence[Union[int, Sequence[int]]]]  # noqa: UP007 (py3.10 alias)
 
 PADDING_STRINGS = ("valid", "same", "full")
+
+
+def trailing(slices: Iterable[slice]) -> tuple[Any, ...]:
+    """``(..., *slices)``: an index that slices the trailing dims.
+
+    >>> trailing(slice(0, n) for n in (2, 3))
+    (Ellipsis, slice(0, 2, None), slice(0, 3, None))
+    """
+    return (..., *slices)
 
 
 def ntuple(name: str, value: int | Sequence[int], n: int, *, minimum: int = 1) -> tuple[int, ...]:

@@ -80,7 +80,8 @@ def _recorded(module: nn.Module, watch: Callable[[nn.Module], bool]) -> Iterator
     A watched module's own submodules are not watched.
     """
     calls: list[tuple[str, nn.Module, Tensor, Tensor]] = []
-    handles, inside = [], []
+    handles: list[Any] = []
+    inside: list[str] = []
     for name, sub in module.named_modules():
         if any(name.startswith(prefix + ".") or not prefix for prefix in inside):
             continue
@@ -101,7 +102,7 @@ def _recorded(module: nn.Module, watch: Callable[[nn.Module], bool]) -> Iterator
 
 def _run_on_zeros(module: nn.Module, input_shape: tuple[int, ...]) -> Any:
     weight = _first_parameter(module)
-    factory = {"dtype": torch.float32, "device": "cpu"}
+    factory: dict[str, Any] = {"dtype": torch.float32, "device": "cpu"}
     if weight is not None and weight.is_floating_point():
         factory = {"dtype": weight.dtype, "device": weight.device}
     with torch.no_grad():
@@ -200,7 +201,7 @@ class ReceptiveField:
         )
 
 
-def _window(module: nn.Module, size: tuple[int, ...]) -> tuple[tuple, tuple, tuple, tuple]:
+def _window(module: Any, size: tuple[int, ...]) -> tuple[tuple, tuple, tuple, tuple]:
     """Kernel, stride, dilation and ``(before, after)`` padding of a windowed layer."""
     d = len(size)
     if isinstance(module, LowRankConv):
@@ -209,7 +210,7 @@ def _window(module: nn.Module, size: tuple[int, ...]) -> tuple[tuple, tuple, tup
         kernel = ntuple("kernel_size", module.kernel_size, d)
     stride = ntuple("stride", module.stride or kernel, d)
     dilation = ntuple("dilation", getattr(module, "dilation", 1), d)
-    padding = getattr(module, "padding", 0)
+    padding: Any = getattr(module, "padding", 0)
     if isinstance(module, _TORCH_CONV) and not isinstance(padding, str):
         padding = tuple(padding)
     pairs = resolve_padding(parse_padding(padding, d), size, kernel, stride, dilation)

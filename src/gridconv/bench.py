@@ -14,13 +14,14 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gridconv import plan
 from gridconv.functional.conv import auto_method_for, conv
+from gridconv.functional.methods import planner as plan
 from gridconv.functional.separable import decompose, separable_conv
 
 _TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -208,7 +209,7 @@ def _direct_estimate(x: torch.Tensor, w: torch.Tensor, case: Case) -> float:
 
 def _candidates(case: Case, x: torch.Tensor, w: torch.Tensor) -> dict[str, Callable]:
     d = len(case.size)
-    kw = {"padding": "same", "groups": case.groups}
+    kw: dict[str, Any] = {"padding": "same", "groups": case.groups}
     found = {
         "auto": lambda: conv(x, w, **kw),
         "direct": lambda: conv(x, w, method="direct", **kw),
@@ -272,7 +273,7 @@ def time_case(
                 start = time.perf_counter()
                 found[name]()
                 times[name].append(time.perf_counter() - start)
-        kw = {"padding": "same", "groups": case.groups}
+        kw: dict[str, Any] = {"padding": "same", "groups": case.groups}
         auto_method = auto_method_for(x, w, **kw)
         with plan.planning("measure"):
             measured_method = auto_method_for(x, w, **kw)

@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from gridconv.functional.local import local_conv
+from gridconv.functional.methods.planner import WARM_BELOW
 from gridconv.functional.tiled import tiled_conv
-from gridconv.plan import WARM_BELOW
 
 _TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 CANDIDATES = ("conv", "local", "unfold+einsum", "tiled 2")
@@ -163,7 +163,8 @@ def step_peak(step: Callable[[], None], params: list[torch.Tensor]) -> dict[str,
     base = _status("VmRSS")
     step()
     extra = _status("VmHWM") - base
-    weight_grad = params[1].grad.numel() * params[1].grad.element_size()
+    grad = params[1].grad
+    weight_grad = 0 if grad is None else grad.numel() * grad.element_size()
     return {"extra": extra, "weight_grad": weight_grad}
 
 
@@ -196,8 +197,7 @@ def run(quick: bool = False, rounds: int = 7, memory: bool = True) -> list[dict]
     records = []
     for case in QUICK if quick else SUITE:
         seconds = time_case(case, rounds)
-        record = {"case": case.name, "seconds": seconds, "memory": {}}
-        for name in CANDIDATES if memory else ():
-            record["memory"][name] = measure_memory(case, name)
+        in_memory = {name: measure_memory(case, name) for name in (CANDIDATES if memory else ())}
+        record = {"case": case.name, "seconds": seconds, "memory": in_memory}
         records.append(record)
     return records

@@ -12,21 +12,23 @@ direct and FFT is measured in a fresh process per candidate.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gridconv import plan
 from gridconv.bench_local import Steps, in_fresh_process, time_steps
 from gridconv.functional._spec import conv_spec
 from gridconv.functional.conv import auto_method_for, conv
+from gridconv.functional.methods import planner as plan
 
 _TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 METHODS = ("direct", "fft")
@@ -107,7 +109,7 @@ def forwards(
     x = torch.randn(N, C, *case.size, generator=g).requires_grad_()
     w = (torch.randn(O, C // G, *[K] * d, generator=g) / math.sqrt(K**d)).requires_grad_()
     grad = torch.randn(N, O, *case.size, generator=g)
-    kw = {"padding": "same", "groups": G}
+    kw: dict[str, Any] = {"padding": "same", "groups": G}
 
     def measured() -> torch.Tensor:
         with plan.planning("measure"):
@@ -116,7 +118,7 @@ def forwards(
     found: dict[str, Callable[[], torch.Tensor]] = {
         "auto": lambda: conv(x, w, **kw),
         "auto (measured)": measured,
-        **{m: (lambda m=m: conv(x, w, method=m, **kw)) for m in METHODS},
+        **{m: functools.partial(conv, x, w, method=m, **kw) for m in METHODS},
         f"torch conv{d}d": lambda: _TORCH_CONV[d](x, w, **kw),
     }
     if _direct_estimate(case) > SKIP_DIRECT:
@@ -170,7 +172,11 @@ def _direct_estimate(case: TrainCase) -> float:
 def steps(case: TrainCase, seed: int = 0) -> Steps:
     """A forward + backward step per candidate, and the tensors whose gradients it fills."""
     x, w, grad, found = forwards(case, seed)
-    return {name: ((lambda fn=fn: fn().backward(grad)), [x, w]) for name, fn in found.items()}
+    return {name: (functools.partial(_backward, fn, grad), [x, w]) for name, fn in found.items()}
+
+
+def _backward(forward: Callable[[], torch.Tensor], grad: torch.Tensor) -> None:
+    forward().backward(grad)
 
 
 @dataclass
@@ -200,7 +206,7 @@ class TrainRecord:
 def chosen(case: TrainCase) -> tuple[str, str]:
     """auto's choice for the training step, by the cost model and by measuring."""
     x, w, _, _ = forwards(case)
-    kw = {"padding": "same", "groups": case.groups}
+    kw: dict[str, Any] = {"padding": "same", "groups": case.groups}
     with torch.enable_grad():
         estimated = auto_method_for(x, w, **kw)
         with plan.planning("measure"):

@@ -75,11 +75,17 @@ def load(path: Path) -> dict[str, Any]:
 def rng_state() -> dict[str, Any]:
     """Every global random number generator: torch's CPU and CUDA ones, NumPy's and Python's
     (a user's model or transform may draw from those), as tensors and plain values."""
-    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    kind, keys, position, has_gauss, gauss = np.random.get_state(legacy=True)
     version, words, python_gauss = random.getstate()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss],
+        "numpy": [
+            kind,
+            torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            position,
+            has_gauss,
+            gauss,
+        ],
         "python": [version, torch.tensor(words, dtype=torch.int64), python_gauss],
     }
     if torch.cuda.is_available():

@@ -14,6 +14,8 @@ from torch import nn
 from gridconv import nn as gnn
 from gridconv._checks import check_choice, check_int, describe
 
+__all__ = ["build", "convnet", "factory", "local", "mlp", "pyramid", "ram", "separable", "tiled"]
+
 
 def _two_blocks(
     first: nn.Module, second: nn.Module, channels: int, image_size: int, num_classes: int

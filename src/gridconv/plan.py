@@ -5,7 +5,11 @@ calibration) sets it there.
 """
 
 import sys
+from typing import TYPE_CHECKING
 
 from gridconv.functional.methods import planner
+
+if TYPE_CHECKING:  # type checkers see the planner's names here
+    from gridconv.functional.methods.planner import *  # noqa: F403
 
 sys.modules[__name__] = planner

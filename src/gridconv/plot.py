@@ -10,6 +10,8 @@ from torch import Tensor
 
 from gridconv._checks import check_choice, check_int, describe
 
+__all__ = ["kernel_grid"]
+
 
 def _figure_class() -> Any:
     try:

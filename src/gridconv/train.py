@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,6 +23,21 @@ from torch.utils.data.distributed import DistributedSampler
 
 from gridconv import checkpoint, data, models
 from gridconv._checks import check_choice, check_int, describe
+
+__all__ = [
+    "CHECKPOINT",
+    "OPTIMIZERS",
+    "SCHEDULERS",
+    "BatchReport",
+    "EpochReport",
+    "Processes",
+    "TrainConfig",
+    "build_model",
+    "evaluate",
+    "evaluate_checkpoint",
+    "fit",
+    "run",
+]
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("constant", "cosine")
@@ -71,10 +87,11 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 500) -> float
     return correct / max(total, 1)
 
 
-def _logits(output: object) -> torch.Tensor:
+def _logits(output: Any) -> torch.Tensor:
     """A model's class logits: its output, or the output's ``.logits`` (a
     :class:`gridconv.nn.AttentionOutput`)."""
-    return getattr(output, "logits", output)
+    logits: torch.Tensor = getattr(output, "logits", output)
+    return logits
 
 
 def _loss(model: nn.Module, output: object, target: torch.Tensor) -> torch.Tensor:
@@ -376,7 +393,7 @@ def _run(config, meta, split, out, saved, procs, device, on_batch, on_epoch) -> 
     model = build_model(meta).to(device)
     optimizer = _optimizer(config, model)
     per_process = config.batch_size // procs.world
-    sampler = DistributedSampler(
+    sampler: DistributedSampler = DistributedSampler(
         split.train, num_replicas=procs.world, rank=procs.rank, shuffle=True, seed=config.seed
     )
     batches = -(-len(sampler) // per_process)

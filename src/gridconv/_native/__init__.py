@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
+from torch.nn import grad as nn_grad
 from torch.utils._python_dispatch import _disable_current_modes
 
 from gridconv import _memo
@@ -122,7 +123,8 @@ def library() -> ctypes.CDLL | None:
         "\n".join([SOURCE.read_text(), compiler, *FLAGS, _machine()]).encode()
     ).hexdigest()[:16]
     name = f"native-{platform.machine()}-{key}.so"
-    lib = error = None
+    lib = None
+    error: Exception | None = None
     for directory in (_cache_dir_or_none(), _private_temp_dir()):
         try:
             if directory is None:
@@ -371,10 +373,12 @@ def _self_check(lib: ctypes.CDLL) -> bool:
         y = _overlap_save(lib, xp, packed, O, groups, block, L, valid)
         g = torch.randn(N, O, valid, generator=generator)
         gx, gw = _backward(lib, xp, g, packed, groups, block, L, valid, (True, True))
+        if gx is None or gw is None:
+            return False
         refs = (
             torch.nn.functional.conv1d(x, w, groups=groups),
-            torch.nn.grad.conv1d_input(x.shape, w, g, groups=groups),
-            torch.nn.grad.conv1d_weight(x, w.shape, g, groups=groups),
+            nn_grad.conv1d_input(x.shape, w, g, groups=groups),
+            nn_grad.conv1d_weight(x, w.shape, g, groups=groups),
         )
         for found, ref in zip((y, gx[..., :n], gw), refs):
             if not torch.allclose(found, ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item()):

@@ -39,8 +39,8 @@ def _read(root: Path, classes: list[str], size: int, gray: bool) -> tuple[np.nda
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         for path in files:
             try:
-                with Image.open(path) as image:
-                    image = image.convert("L" if gray else "RGB")
+                with Image.open(path) as opened:
+                    image = opened.convert("L" if gray else "RGB")
                     image = image.resize((size, size), Image.Resampling.BILINEAR)
                     array = np.asarray(image, dtype=np.float32) / 255.0
             except (UnidentifiedImageError, OSError) as err:

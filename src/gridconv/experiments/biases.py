@@ -6,6 +6,8 @@ that only the border units see. Biases start at zero, so their map is what train
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
@@ -22,7 +24,7 @@ CLAIM = (
 )
 
 
-def _network(bias: str) -> nn.Module:
+def _network(bias: str) -> nn.Sequential:
     return nn.Sequential(
         gnn.Conv2d(1, 16, 7, padding="same", bias=bias, input_size=28),
         nn.ReLU(),
@@ -71,13 +73,14 @@ def _inverted(split: data.Split) -> data.Split:
 def run(settings: Settings) -> Result:
     split = _inverted(mnist(settings))
     epochs = 2 if settings.quick else 5
-    records, untied_map = [], None
+    records: list[dict[str, Any]] = []
+    untied_map = torch.empty(0)
     for bias in ("tied", "untied"):
         torch.manual_seed(settings.seed)
         model = _network(bias)
         with torch.no_grad():
             for layer in (model[0], model[3]):
-                layer.bias.zero_()
+                layer.get_parameter("bias").zero_()
         reports, seconds = train_classifier(model, split, settings, epochs=epochs, offset=8)
         record = {
             "bias": bias,
@@ -85,7 +88,7 @@ def run(settings: Settings) -> Result:
             "train_seconds": round(seconds, 2),
         }
         if bias == "untied":
-            untied_map = model[0].bias.detach()
+            untied_map = model[0].get_parameter("bias").detach()
             record["border_deviation"], record["interior_deviation"] = border_contrast(untied_map)
         records.append(record)
     figures = Figures(settings.out, NAME)

@@ -5,6 +5,7 @@ kernels that is 16*9 + 16*32 = 656 weights instead of 32*16*9 = 4608."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import torch
 
@@ -51,7 +52,7 @@ def _time_layer(layer: torch.nn.Module, x: torch.Tensor, repeats: int) -> float:
 
 
 def run(settings: Settings) -> Result:
-    records = []
+    records: list[dict[str, Any]] = []
     x = torch.randn(32, 16, 32, 32)
     for name, layer in (
         ("standard 16->32 3x3", gnn.Conv2d(16, 32, 3, padding="same", bias=False)),

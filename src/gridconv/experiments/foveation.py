@@ -6,6 +6,7 @@ placed at random on 60 x 60 canvases with clutter; and the same RAM with random 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import torch
 from torch import nn
@@ -31,7 +32,7 @@ CANVAS = 60
 # The retina of gridconv's default RAM: 6 glimpses of 8 x 8 cells at 3 scales (8, 16 and 32
 # pixels wide). 12 x 12 glimpses (as in the paper) reached 77 % against 75 % here, reading
 # 2,592 values per canvas instead of 1,152.
-RETINA = {"glimpse_size": 8, "scales": 3, "glimpses": 6}
+RETINA: dict[str, Any] = {"glimpse_size": 8, "scales": 3, "glimpses": 6}
 
 
 def verdict(records: list[dict]) -> tuple[bool, str]:
@@ -87,7 +88,8 @@ def _reached(model: nn.Module, canvases: torch.Tensor) -> float:
     for step in range(locations.shape[1]):
         seen = glimpse(x, locations[:, step], sensor.size, scales=sensor.scales)
         seen.sum().backward()
-    return (x.grad != 0).flatten(1).sum(1).float().mean().item()
+    grad = torch.zeros_like(x) if x.grad is None else x.grad
+    return (grad != 0).flatten(1).sum(1).float().mean().item()
 
 
 def _values_read(model: nn.Module) -> int:
@@ -117,7 +119,8 @@ def run(settings: Settings) -> Result:
         ),
         ("ConvNet", convnet, 2 if settings.quick else 10),
     )
-    records, trained = [], {}
+    records: list[dict[str, Any]] = []
+    trained: dict[str, Any] = {}
     for i, (name, build, epochs) in enumerate(candidates):
         torch.manual_seed(settings.seed + i)
         model = build()

@@ -5,6 +5,8 @@ on a larger canvas?), which heavy pooling makes harder to fit."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -50,7 +52,7 @@ def _canvas(images: torch.Tensor, generator: torch.Generator) -> tuple[torch.Ten
     return canvas, where.float() + 13.5
 
 
-def _regressor(pool: int) -> nn.Module:
+def _regressor(pool: int) -> nn.Sequential:
     size = CANVAS // pool
     return nn.Sequential(
         gnn.Conv2d(1, 16, 5, padding="same"),
@@ -66,7 +68,7 @@ def _regressor(pool: int) -> nn.Module:
 def run(settings: Settings) -> Result:
     split = mnist(settings)
     images = split.test.tensors[0][: 100 if settings.quick else 500]
-    records = []
+    records: list[dict[str, Any]] = []
     torch.manual_seed(settings.seed)
     features = nn.Sequential(gnn.Conv2d(1, 8, 3, padding="same"), nn.ReLU())
     shifts = 4

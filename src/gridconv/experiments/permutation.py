@@ -4,6 +4,8 @@ learns as well as before, while a ConvNet's prior no longer fits the data."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch.utils.data import TensorDataset
 
@@ -49,7 +51,7 @@ def run(settings: Settings) -> Result:
     order = torch.randperm(28 * 28, generator=settings.generator(1))
     permuted = data.Split(_permuted(split.train, order), _permuted(split.test, order))
     epochs = 2 if settings.quick else 5
-    records = []
+    records: list[dict[str, Any]] = []
     for model_name in ("mlp", "convnet"):
         for pixels, chosen in (("natural", split), ("permuted", permuted)):
             torch.manual_seed(settings.seed)

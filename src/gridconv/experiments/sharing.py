@@ -5,6 +5,8 @@ locally connected (a kernel per position), tiled (2 x 2 kernels in turn) and con
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -51,7 +53,7 @@ def _hidden(kind: str) -> nn.Module:
     return gnn.Conv2d(1, MAPS, KERNEL)
 
 
-def _network(kind: str) -> nn.Module:
+def _network(kind: str) -> nn.Sequential:
     return nn.Sequential(
         _hidden(kind),
         nn.ReLU(),
@@ -93,7 +95,7 @@ def verdict(records: list[dict]) -> tuple[bool, str]:
 def run(settings: Settings) -> Result:
     split = mnist(settings)
     plan = ((300, 3), (1000, 2)) if settings.quick else ((500, 10), (4000, 4))
-    records = []
+    records: list[dict[str, Any]] = []
     for count, epochs in plan:
         chosen = data.Split(subset(split.train, count), split.test)
         for kind in KINDS:

@@ -4,6 +4,8 @@ smaller and cheaper than the dense matrix of a fully connected layer of the same
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from gridconv import conv, conv_matrix
@@ -39,7 +41,9 @@ def verdict(records: list[dict]) -> tuple[bool, str]:
     return exact and smaller and cheaper, measured
 
 
-def _example(channels: int, out_channels: int, size: int, k: int, seed: int) -> dict:
+def _example(
+    channels: int, out_channels: int, size: int, k: int, seed: int
+) -> tuple[dict[str, Any], torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     w = torch.randn(out_channels, channels, k, k, generator=generator, dtype=torch.float64)
     x = torch.randn(1, channels, size, size, generator=generator, dtype=torch.float64)

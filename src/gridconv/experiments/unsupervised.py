@@ -6,6 +6,7 @@ classify MNIST nearly as well as kernels learned with labels."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,7 +31,7 @@ def verdict(records: list[dict]) -> tuple[bool, str]:
     like = {r["kernels"]: r["gabor_like"] for r in records if r["measure"] == "gabor fit"}
     accuracy = {r["kernels"]: r["test_accuracy"] for r in records if r["measure"] == "pipeline"}
     supervised = accuracy.pop("supervised")
-    best = max(accuracy, key=accuracy.get)
+    best = max(accuracy, key=accuracy.__getitem__)
     measured = (
         f"Gabor-like (R² >= 0.6): {like['k-means']:.0%} of the k-means kernels, "
         f"{like['random']:.0%} of the random ones. Single-layer accuracy on MNIST: "
@@ -106,15 +107,16 @@ def _supervised_kernels(
 ) -> torch.Tensor:
     """First-layer kernels of a small network trained with labels."""
     torch.manual_seed(settings.seed)
+    first = gnn.Conv2d(1, count, size)
     model = nn.Sequential(
-        gnn.Conv2d(1, count, size),
+        first,
         nn.ReLU(),
         nn.AdaptiveMaxPool2d(2),
         nn.Flatten(),
         nn.Linear(count * 4, 10),
     )
     train_classifier(model, split, settings, epochs=1 if settings.quick else 4, offset=6)
-    return model[0].weight.detach()
+    return first.weight.detach()
 
 
 def pipeline(settings: Settings, figures: Figures) -> list[dict]:
@@ -144,7 +146,7 @@ def pipeline(settings: Settings, figures: Figures) -> list[dict]:
         ax.set_title(name)
         ax.set_axis_off()
     figures.save(figure, "sources", "Sixteen 7x7 kernels of each source used on MNIST.")
-    records = []
+    records: list[dict[str, Any]] = []
     for name, bank in banks.items():
         features = [
             kernels.single_layer_features(x, bank, whitening=learned.whitening)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -33,6 +33,7 @@ from gridconv._shapes import (
     ntuple,
     parse_padding,
     resolve_padding,
+    trailing,
 )
 from gridconv.functional._trace import Record, constant, tracing
 from gridconv.functional.padding import PADDING_MODES
@@ -102,7 +103,7 @@ def check_input(x: object, d: int, name: str = "x") -> bool:
     return x.ndim == d + 2
 
 
-def parse_input_size(input_size: object, d: int, in_channels: int | None = None) -> tuple[int, ...]:
+def parse_input_size(input_size: Any, d: int, in_channels: int | None = None) -> tuple[int, ...]:
     """Spatial size from an int, ``d`` ints, or a whole input shape ``(N, C, *spatial)``."""
     if input_size is None:
         raise ValueError("`input_size` is required: the spatial size of the convolution input.")
@@ -119,7 +120,7 @@ def parse_input_size(input_size: object, d: int, in_channels: int | None = None)
 
 
 def conv_spec(
-    w: Tensor | HasShape,
+    w: Tensor | HasShape | tuple[int, ...],
     in_channels: int,
     input_size: Sequence[int],
     *,
@@ -239,7 +240,9 @@ def conv_spec_for_size(
     )
 
 
-def check_bias(bias: object, x: Tensor, out_channels: int, output_size: tuple[int, ...]) -> None:
+def check_bias(
+    bias: object, x: Tensor | TensorMeta, out_channels: int, output_size: tuple[int, ...]
+) -> None:
     """``bias`` is None, tied ``(C_out,)`` or untied ``(C_out, *output_size)``."""
     if bias is None:
         return
@@ -285,9 +288,10 @@ def setup(
     if tracing():  # validated at trace time, from the tensors' stand-ins
         spec, batched = _validate(x, w, bias, stride, padding, dilation, groups, padding_mode)
         return (x if batched else x.unsqueeze(0)), spec, batched
-    hyper = (stride, padding, dilation, groups, padding_mode)
-    if not all(type(v) in _PLAIN for v in hyper):  # tell True and 1.0 from 1
-        hyper = repr(hyper)
+    values = (stride, padding, dilation, groups, padding_mode)
+    hyper: object = values
+    if not all(type(v) in _PLAIN for v in values):  # tell True and 1.0 from 1
+        hyper = repr(values)
     try:
         key = (
             (type(x), x.shape, x.dtype, x.device),
@@ -361,7 +365,7 @@ def dilate_kernel(w: Tensor, dilation: tuple[int, ...]) -> Tensor:
         return w
     span = [dl * (k - 1) + 1 for k, dl in zip(w.shape[2:], dilation)]
     wd = w.new_zeros(*w.shape[:2], *span)
-    wd[(..., *(slice(None, None, dl) for dl in dilation))] = w
+    wd[trailing(slice(None, None, dl) for dl in dilation)] = w
     return wd
 
 

@@ -57,7 +57,7 @@ class Record:
     """Base of the frozen dataclasses (``ConvSpec``) that traced code passes from one
     :func:`constant` function to another, by their fields."""
 
-    KINDS: ClassVar[dict[str, type]] = {}  # every subclass, by name
+    KINDS: ClassVar[dict[str, Any]] = {}  # every subclass, by name
     NAMES: ClassVar[tuple[str, ...]] = ()  # a subclass's fields, in order
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

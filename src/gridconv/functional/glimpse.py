@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -111,7 +112,7 @@ def glimpse(
     # Every coordinate in grid_sample's order (the last spatial dim first), so that only
     # small tensors are rearranged: per scale, the sample points are one (N, 1, d) base
     # plus one (P, d) pattern, a single add over the batch.
-    factory = {"dtype": x.dtype, "device": x.device}
+    factory: dict[str, Any] = {"dtype": x.dtype, "device": x.device}
     flip = list(reversed(range(d)))
     middle = ((centers.to(x.dtype) + 1) / 2)[:, flip]  # (N, d), fractions of the extent
     extent = torch.tensor([spatial[i] - 1 for i in flip], **factory)

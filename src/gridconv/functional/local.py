@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from gridconv._shapes import Padding
+from gridconv._shapes import Padding, trailing
 from gridconv.functional._spec import ConvSpec, check_bias, finish
 from gridconv.functional._trace import tracing
 from gridconv.functional._unshared import setup_unshared
@@ -44,7 +44,7 @@ def _patches(slab: Tensor, spec: ConvSpec) -> Tensor:
     for i in range(d):
         slab = slab.unfold(1 + i, spans[i], spec.stride[i])  # (C, *out, N, *span)
     if any(dl > 1 for dl in spec.dilation):
-        slab = slab[(..., *(slice(None, None, dl) for dl in spec.dilation))]
+        slab = slab[trailing(slice(None, None, dl) for dl in spec.dilation)]
     slab = slab.permute(*range(1, d + 1), 0, *range(d + 2, 2 * d + 2), d + 1)  # (*out, C, *k, N)
     return slab.reshape(-1, C * math.prod(spec.kernel_size), N)
 
@@ -139,9 +139,9 @@ class _LocalConv(torch.autograd.Function):
         N, O = x.shape[0], w.shape[d]
         weights = w.reshape(-1, O, math.prod(w.shape[d + 1 :]))
         grad = grad.reshape(N, O, -1).permute(2, 1, 0).contiguous()  # (P, O, N)
-        grad_w = torch.empty_like(weights) if want_w else None
+        grad_w: Any = torch.empty_like(weights) if want_w else None
         C, *padded, _ = xt.shape  # the input gradient accumulates in (*padded, C, N): _fold
-        grad_xt = x.new_zeros(*padded, C, N) if want_x else None
+        grad_xt: Any = x.new_zeros(*padded, C, N) if want_x else None
         per_row = math.prod(spec.output_size[1:])
         for r0, r1, i0, i1 in _slabs(spec, N, x.element_size()):
             chunk = slice(r0 * per_row, r1 * per_row)

@@ -8,7 +8,8 @@ norm and the weighted mean (``count_include_pad=False`` in torch's terms, for ev
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +32,7 @@ METHODS = ("max", "avg", "lp", "gaussian")
 _MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
 _AVG_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-_ADAPTIVE = {
+_ADAPTIVE: dict[str, dict[int, Callable[..., Any]]] = {
     "max": {1: F.adaptive_max_pool1d, 2: F.adaptive_max_pool2d, 3: F.adaptive_max_pool3d},
     "avg": {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d},
 }

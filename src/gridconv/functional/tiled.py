@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gridconv import _memo
-from gridconv._shapes import Padding, ntuple
+from gridconv._shapes import Padding, ntuple, trailing
 from gridconv.functional._spec import ConvSpec, check_bias, finish
 from gridconv.functional._trace import constant, tracing
 from gridconv.functional._unshared import setup_unshared
@@ -78,7 +78,7 @@ def _padded_copy(x: Tensor, spec: ConvSpec, layout: torch.memory_format, reads: 
     for i, (before, after) in enumerate(spec.pairs):  # zero the borders, copy the inside
         xs.narrow(2 + i, 0, before).zero_()
         xs.narrow(2 + i, shape[2 + i] - after, after).zero_()
-    xs[(..., *(slice(b, b + n) for (b, _), n in zip(spec.pairs, x.shape[2:])))] = x
+    xs[trailing(slice(b, b + n) for (b, _), n in zip(spec.pairs, x.shape[2:]))] = x
     return xs
 
 
@@ -175,7 +175,7 @@ def _polyphase_index(
         at = [1] * (3 * d)
         at[d + i] = t
         phases.append(np.arange(t).reshape(at))
-    V = ids[(*phases, slice(None), slice(None), *taps)]  # (p.., a.., e.., O, C)
+    V = ids[tuple[Any, ...]((*phases, slice(None), slice(None), *taps))]  # (p.., a.., e.., O, C)
     V = V.transpose(3 * d + 1, *range(2 * d), 3 * d, *range(2 * d, 3 * d))
     V = V.reshape(-1, math.prod(tile) * out_channels, *V.shape[-d:])
     if forward:
@@ -208,17 +208,13 @@ def _polyphase_grad(
     stacked = torch.empty(size, dtype=kernels.dtype, device=kernels.device, memory_format=layout)
     stacked.zero_()  # the borders, and the kernels no output uses
     for (k, *_), g in zip(phases, grads):
-        stacked[
-            (
-                slice(None),
-                slice(k * O, (k + 1) * O),
-                *(slice(e, e + h) for e, h in zip(E, g.shape[2:])),
-            )
-        ] = g
+        inner = (slice(e, e + h) for e, h in zip(E, g.shape[2:]))
+        where = (slice(None), slice(k * O, (k + 1) * O), *inner)
+        stacked[where] = g
     y = _TORCH_CONV[d](stacked, V)  # (N, C_in * prod(S), *Q)
     y = y.reshape(N, -1, *S, *Q).permute(0, 1, *(j for i in range(d) for j in (2 + d + i, 2 + i)))
     y = y.reshape(N, -1, *(q * s for q, s in zip(Q, S)))
-    return y[(..., *(slice(0, n) for n in padded))]
+    return y[trailing(slice(0, n) for n in padded)]
 
 
 # At most this many input channels, a polyphase kernel at most this many times the tile's
@@ -289,7 +285,7 @@ def _space_to_depth_conv(
         0, d + 1, *(j for i in range(d) for j in (d + 2 + i, 1 + i))
     )
     y = y.reshape(N, O, *(r * t for r, t in zip(R, tile)))
-    return y[(..., *(slice(0, o) for o in spec.output_size))]
+    return y[trailing(slice(0, o) for o in spec.output_size)]
 
 
 class _GradientLayout(torch.autograd.Function):
@@ -384,8 +380,8 @@ class _TiledConv(torch.autograd.Function):
         per_kernel = [kernels[k : k + O] for k in range(0, len(kernels), O)]
         polyphase = want_x and ctx.polyphase and not torch.is_grad_enabled()
         grads = []  # kept for the polyphase input gradient only
-        grad_xp = None
-        grad_k = torch.zeros_like(kernels) if want_w else None
+        grad_xp: Any = None  # a tensor once the first phase's gradient comes
+        grad_k: Any = torch.zeros_like(kernels) if want_w else None
         for (k, reads, fills, _), source, shifts in zip(phases, sources, shifted):
             g = grad[fills].contiguous(memory_format=ctx.layout)  # one copy, not two
             if polyphase:
@@ -408,7 +404,7 @@ class _TiledConv(torch.autograd.Function):
             )
             if dx and shifts:  # the gradient of the whole shifted view: crop it
                 n = source.shape[2:]
-                gx = gx[(..., *(slice(0, m - r.start) for r, m in zip(reads[1:], n)))]
+                gx = gx[trailing(slice(0, m - r.start) for r, m in zip(reads[1:], n))]
             if dx and grad_xp is None:  # the first phase starts at 0: it covers all of xs
                 grad_xp = gx
             elif dx:

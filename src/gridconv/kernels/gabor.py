@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -204,11 +204,12 @@ def gabor_bank(
         torch.Size([16, 1, 11, 11])
     """
     size = check_int("size", size, minimum=1)
-    w = gabor(size, **bank_parameters(orientations, frequencies, phases, bandwidth))
+    params: dict[str, Any] = bank_parameters(orientations, frequencies, phases, bandwidth)
+    w = gabor(size, **params)
     return w[:, None].to(dtype or torch.get_default_dtype())
 
 
-def quadrature_pair(size: int | Sequence[int], *, phase: float = 0.0, **params: float) -> Tensor:
+def quadrature_pair(size: int | Sequence[int], *, phase: float = 0.0, **params: Any) -> Tensor:
     """Two Gabors that differ only in phase, by ``pi / 2``: a complex cell's inputs.
 
     ``sqrt(conv(x, even)^2 + conv(x, odd)^2)`` is the complex cell's response, which
@@ -298,7 +299,7 @@ def fit_gabor(kernels: Tensor, *, steps: int = 300) -> GaborFit:
     K, rows, cols = kernels.shape
     w = kernels.detach().double().cpu().reshape(K, -1)
     # 1. the best grid point for each kernel
-    start = _candidates(rows, cols)
+    start: dict[str, Any] = _candidates(rows, cols)
     even = gabor((rows, cols), **start).reshape(-1, rows * cols)
     odd = gabor((rows, cols), phase=math.pi / 2, **start).reshape(-1, rows * cols)
     a, b, explained = _fit_phase(w, even, odd)
@@ -316,7 +317,9 @@ def fit_gabor(kernels: Tensor, *, steps: int = 300) -> GaborFit:
     optimiser = torch.optim.Adam(free.values(), lr=0.02)
 
     def model() -> Tensor:
-        named = {k: (v.exp() if k.startswith("beta") else v) for k, v in free.items()}
+        named: dict[str, Any] = {
+            k: (v.exp() if k.startswith("beta") else v) for k, v in free.items()
+        }
         return gabor((rows, cols), **named).reshape(K, -1)
 
     for _ in range(steps):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -135,7 +135,8 @@ def extract_patches(
         grid = view.shape[1 : d + 1]
         flat = torch.randint(math.prod(grid), (picks,), generator=generator)
         index = torch.unravel_index(flat, grid)
-        chosen = view[(slice(None), *(ix.to(view.device) for ix in index))]  # (C, picks, *p)
+        at = (slice(None), *(ix.to(view.device) for ix in index))
+        chosen = view[at]  # (C, picks, *p)
         patches.append(chosen.movedim(1, 0))
     out = torch.cat(patches)
     order = torch.randperm(num_patches, generator=generator).to(out.device)
@@ -195,7 +196,7 @@ def spherical_kmeans(
     num_clusters = check_int("num_kernels", num_clusters, minimum=1)
     iterations = check_int("iterations", iterations, minimum=0)
     P, D = x.shape
-    draw = {"generator": generator, "dtype": x.dtype}
+    draw: dict[str, Any] = {"generator": generator, "dtype": x.dtype}
     centroids = torch.randn(num_clusters, D, **draw).to(x.device)
     centroids = torch.nn.functional.normalize(centroids, dim=1)
     for _ in range(iterations):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -65,7 +66,7 @@ def random_kernels(
         raise TypeError(f"`generator` must be a torch.Generator, got {describe(generator)}.")
     dtype = dtype or torch.get_default_dtype()
     out_channels, fan_in = shape[0], math.prod(shape[1:])
-    draw = {"generator": generator, "dtype": torch.float64, "device": device}
+    draw: dict[str, Any] = {"generator": generator, "dtype": torch.float64, "device": device}
     if method == "normal":
         w = torch.randn(shape, **draw) / math.sqrt(fan_in)
     elif method == "uniform":

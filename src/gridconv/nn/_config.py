@@ -7,12 +7,27 @@ from collections.abc import Sequence
 from torch import nn
 
 from gridconv._checks import check_choice, check_int, describe
-from gridconv._shapes import Padding, ntuple, parse_padding
+from gridconv._shapes import Padding, PaddingPairs, ntuple, parse_padding
 from gridconv.functional.padding import PADDING_MODES
 
 
+class ConvLayerBase(nn.Module):
+    """Base of the convolution-like layers: the hyper-parameters :func:`store_config` sets.
+
+    It only names their types (for type checkers and editors); it adds no behaviour.
+    """
+
+    in_channels: int
+    out_channels: int
+    kernel_size: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    padding: str | PaddingPairs
+    padding_mode: str
+
+
 def store_config(
-    module: nn.Module,
+    module: ConvLayerBase,
     num_spatial_dims: int,
     in_channels: int,
     out_channels: int,

@@ -19,13 +19,13 @@ from gridconv._shapes import Padding, ntuple
 from gridconv.functional._spec import conv_spec_for_size
 from gridconv.functional.conv import METHODS, KernelCache, conv
 from gridconv.functional.separable import decompose
-from gridconv.nn._config import bias_kind, store_config
+from gridconv.nn._config import ConvLayerBase, bias_kind, store_config
 from gridconv.nn.lowrank import LowRankConv
 
-_TORCH_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+_TORCH_CONV: dict[int, Any] = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 
 
-class Conv(nn.Module):
+class Conv(ConvLayerBase):
     """Convolution over ``num_spatial_dims`` (1, 2 or 3) spatial dims.
 
     Args:
@@ -107,7 +107,7 @@ class Conv(nn.Module):
                 "location, so the layer must know the input's spatial size."
             )
 
-        factory = {"device": device, "dtype": dtype}
+        factory: dict[str, Any] = {"device": device, "dtype": dtype}
         self.weight = nn.Parameter(
             torch.empty(out_channels, in_channels // groups, *self.kernel_size, **factory)
         )
@@ -333,7 +333,7 @@ class Conv(nn.Module):
                     "only stride 1."
                 )
             return "same"
-        if self.padding == "full":
+        if isinstance(self.padding, str):  # "full"
             return tuple(d * (k - 1) for k, d in zip(self.kernel_size, self.dilation))
         if any(before != after for before, after in self.padding):
             raise ValueError(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -48,6 +49,16 @@ class GaborConv2d(nn.Module):
         (torch.Size([8, 1, 11, 11]), torch.Size([2, 8, 32, 32]))
     """
 
+    # the bank's parameters (or buffers), one value per kernel, set in __init__
+    alpha: Tensor
+    log_beta_x: Tensor
+    log_beta_y: Tensor
+    frequency: Tensor
+    phase: Tensor
+    x0: Tensor
+    y0: Tensor
+    tau: Tensor
+
     def __init__(
         self,
         in_channels: int,
@@ -72,7 +83,7 @@ class GaborConv2d(nn.Module):
         self.padding = parse_padding(padding, 2)
         self.padding_mode = check_choice("padding_mode", padding_mode, PADDING_MODES)
         self.method = check_choice("method", method, METHODS)
-        factory = {"dtype": dtype or torch.get_default_dtype(), "device": device}
+        factory: dict[str, Any] = {"dtype": dtype or torch.get_default_dtype(), "device": device}
         initial = bank_parameters(orientations, frequencies, phases, bandwidth)
         initial["log_beta_x"] = initial.pop("beta_x").log()
         initial["log_beta_y"] = initial.pop("beta_y").log()

@@ -19,7 +19,7 @@ from gridconv._shapes import Padding, ntuple
 from gridconv.functional._spec import conv_spec
 from gridconv.functional.local import local_conv
 from gridconv.functional.tiled import tiled_conv
-from gridconv.nn._config import bias_kind, store_config
+from gridconv.nn._config import ConvLayerBase, bias_kind, store_config
 
 
 def _init(weight: Tensor, bias: Tensor | None, fan_in: int) -> None:
@@ -30,7 +30,7 @@ def _init(weight: Tensor, bias: Tensor | None, fan_in: int) -> None:
         nn.init.uniform_(bias, -bound, bound)
 
 
-def _conv_weight(conv: nn.Module) -> tuple[Tensor, Tensor | None, dict[str, Any]]:
+def _conv_weight(conv: Any) -> tuple[Tensor, Tensor | None, dict[str, Any]]:
     """Weight, bias and hyper-parameters of a gridconv or torch convolution layer."""
     torch_types = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
     weight = getattr(conv, "weight", None)
@@ -38,7 +38,7 @@ def _conv_weight(conv: nn.Module) -> tuple[Tensor, Tensor | None, dict[str, Any]
         raise TypeError(f"`conv` must be a convolution layer, got {type(conv).__name__}.")
     if isinstance(conv, nn.modules.conv._ConvTransposeNd) or getattr(conv, "groups", 1) != 1:
         raise ValueError("`conv` must be a plain convolution (groups=1, not transposed).")
-    padding = conv.padding
+    padding: Any = conv.padding
     if isinstance(conv, torch_types) and not isinstance(padding, str):
         padding = tuple(padding)
     bias = conv.bias
@@ -53,7 +53,7 @@ def _conv_weight(conv: nn.Module) -> tuple[Tensor, Tensor | None, dict[str, Any]
     return weight, bias, hyper
 
 
-class LocallyConnected(nn.Module):
+class LocallyConnected(ConvLayerBase):
     """Unshared convolution: every output location has its own kernel (sec. 9.6).
 
     Args:
@@ -126,7 +126,7 @@ class LocallyConnected(nn.Module):
         )
         self.output_size = spec.output_size
         self.bias_kind = bias_kind(bias, "untied")
-        factory = {"device": device, "dtype": dtype}
+        factory: dict[str, Any] = {"device": device, "dtype": dtype}
         self.weight = nn.Parameter(
             torch.empty(*self.output_size, out_channels, in_channels, *self.kernel_size, **factory)
         )
@@ -184,13 +184,13 @@ class LocallyConnected(nn.Module):
         layer = _build(cls, LocallyConnected, d, args, kwargs)
         with torch.no_grad():
             layer.weight.copy_(weight.expand_as(layer.weight))
-            if kind is not None:
+            if kind is not None and conv_bias is not None:
                 b = conv_bias.view(-1, *([1] * d)) if kind == "untied" else conv_bias
                 layer.bias.copy_(b.expand_as(layer.bias))
         return layer
 
 
-class TiledConv(nn.Module):
+class TiledConv(ConvLayerBase):
     """Tiled convolution: ``prod(tile_size)`` kernels take turns over the output.
 
     Output location ``i`` uses kernel ``i mod tile_size`` per dim (Le et al. 2010): nearby
@@ -274,7 +274,7 @@ class TiledConv(nn.Module):
             )
             if self.bias_kind == "untied":
                 bias_shape = (out_channels, *spec.output_size)
-        factory = {"device": device, "dtype": dtype}
+        factory: dict[str, Any] = {"device": device, "dtype": dtype}
         self.weight = nn.Parameter(
             torch.empty(*self.tile_size, out_channels, in_channels, *self.kernel_size, **factory)
         )

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from gridconv._checks import check_int
 from gridconv._shapes import Padding, ntuple
 from gridconv.functional._spec import conv_spec_for_size
-from gridconv.nn._config import store_config
+from gridconv.nn._config import ConvLayerBase, store_config
 from gridconv.nn.conv import Conv
 
 
@@ -193,7 +193,7 @@ def _only_dim(value: tuple[Any, ...], dim: int, rest: Any) -> tuple[Any, ...]:
     return tuple(v if i == dim else rest for i, v in enumerate(value))
 
 
-class SpatiallySeparableConv(nn.Module):
+class SpatiallySeparableConv(ConvLayerBase):
     """One 1-D convolution per spatial dim: ``k_1 x 1 x ...``, then ``1 x k_2 x ...``, ...
 
     The composition is a convolution whose kernels are sums of ``mid_channels`` outer

@@ -55,7 +55,7 @@ class KernelCache:
         return {}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__()
+        KernelCache.__init__(self)
 
     def __deepcopy__(self, memo: dict) -> KernelCache:
         return KernelCache()

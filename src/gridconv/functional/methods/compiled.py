@@ -165,6 +165,7 @@ def backward(
         ``(N, C_in, n), (N, C_out, o) -> (N, C_in, P), (C_out, C_in / groups, k)``, float32,
         ``P`` the padded input's length.
     """
+    xp: Tensor | tuple[int, int, int]
     if want[1]:
         xp, valid = _padded(x, kernel, spec)
     else:  # the padded input's shape will do

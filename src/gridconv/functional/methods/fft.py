@@ -19,11 +19,13 @@ import dataclasses
 import itertools
 import math
 from dataclasses import dataclass
+from typing import Literal, overload
 
 import torch
 from torch import Tensor
 
 from gridconv import _memo
+from gridconv._shapes import trailing
 from gridconv.functional._spec import ConvSpec, dilate_kernel
 from gridconv.functional._trace import constant
 from gridconv.functional.methods import compiled as overlap_save
@@ -94,6 +96,10 @@ def _conj_dft_matrix(
     return torch.polar(torch.ones_like(phase), 2 * math.pi * phase / length).to(dtype)
 
 
+@overload
+def prepare_fft(w: Tensor, spec: ConvSpec, compiled: Literal[False] = False) -> FFTKernel: ...
+@overload
+def prepare_fft(w: Tensor, spec: ConvSpec, compiled: bool) -> FFTKernel | CompiledKernel: ...
 def prepare_fft(w: Tensor, spec: ConvSpec, compiled: bool = False) -> FFTKernel | CompiledKernel:
     """Transform the (dilated) kernel at the lengths :func:`tile_plan` picks for ``spec``, or
     for the compiled 1-D path when ``compiled`` (see
@@ -257,13 +263,13 @@ def assemble(y_hat: Tensor, kernel: FFTKernel, spec: ConvSpec, N: int, tiles: li
     F = [*kernel.lengths[:-1], kernel.lengths[-1] // 2 + 1]
     y_hat = y_hat.reshape(-1, O, *F)
     y = torch.fft.irfftn(y_hat, s=kernel.lengths, dim=tuple(range(-d, 0)))
-    y = y[(..., *(slice(0, b) for b in kernel.blocks))]  # the valid part of each tile
+    y = y[trailing(slice(0, b) for b in kernel.blocks)]  # the valid part of each tile
     # (N * prod(tiles), O, *block) -> (N, O, t_1 * b_1, ..., t_d * b_d)
     y = y.reshape(N, *tiles, O, *kernel.blocks)
     y = y.permute(0, d + 1, *(j for i in range(d) for j in (1 + i, d + 2 + i)))
     y = y.reshape(N, O, *(t * b for t, b in zip(tiles, kernel.blocks)))
     valid = [p - k + 1 for p, k in zip(spec.padded_size, kernel.kernel)]
-    return y[(..., *(slice(0, v, s) for v, s in zip(valid, spec.stride)))]
+    return y[trailing(slice(0, v, s) for v, s in zip(valid, spec.stride))]
 
 
 def _tile_spectra(
@@ -363,7 +369,7 @@ def spectrum_kept(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | Non
 @constant
 @_memo.cached()
 def _spectrum_bytes(spec: ConvSpec, out_channels: int, double: bool) -> int:
-    return fft_work(spec, 1, out_channels)["spectrum"] * (16 if double else 8)
+    return int(fft_work(spec, 1, out_channels)["spectrum"]) * (16 if double else 8)
 
 
 def memory(batch: int, out_channels: int, spec: ConvSpec) -> float:

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gridconv import _memo
+from gridconv._shapes import trailing
 from gridconv.functional._spec import ConvSpec
 from gridconv.functional.padding import pad_adjoint
 
@@ -47,7 +48,7 @@ def gradient_spectra(
     else:  # the output gradient where the forward kept outputs, zeros between
         full = g.new_zeros(N, O, *extents)
         valid = [p - k + 1 for p, k in zip(spec.padded_size, spec.span)]
-        full[(..., *(slice(0, v, s) for v, s in zip(valid, spec.stride)))] = g
+        full[trailing(slice(0, v, s) for v, s in zip(valid, spec.stride))] = g
     # (N, O, t_1 * b_1, ...) -> (N * prod(tiles), O, *b)
     full = full.reshape(N, O, *(n for t, b in zip(tiles, blocks) for n in (t, b)))
     full = full.permute(0, *(2 + 2 * i for i in range(d)), 1, *(3 + 2 * i for i in range(d)))
@@ -91,13 +92,13 @@ def input_gradient(
         n if free else b + k - 1
         for n, b, k, free in zip(spec.input_size, blocks, spec.span, implicit)
     ]
-    gx = gx[(..., *(slice(0, e) for e in extents))]
+    gx = gx[trailing(slice(0, e) for e in extents)]
     # (N * prod(tiles), C, *e) -> (N, C, t_1, e_1, t_2, e_2, ...), then overlap-add per dim
     gx = gx.reshape(N, *tiles, C, *extents)
     gx = gx.permute(0, d + 1, *(j for i in range(d) for j in (1 + i, d + 2 + i)))
     for i in range(d):
         gx = _overlap_add(gx, 2 + i, blocks[i])
-    gx = gx[(..., *(slice(0, p) for p in spec.padded_size))]
+    gx = gx[trailing(slice(0, p) for p in spec.padded_size)]
     pairs = tuple((0, 0) if free else pair for pair, free in zip(spec.pairs, implicit))
     return pad_adjoint(gx, pairs, spec.padding_mode)
 
@@ -112,11 +113,13 @@ def _overlap_add(t: Tensor, axis: int, block: int) -> Tensor:
     lead = t.shape[:-2]
     parts = -(-e // block)  # each tile, cut into block-long parts
     t = F.pad(t, (0, parts * block - e)).reshape(*lead, T, parts, block)
-    out = None
-    for j in range(parts):
-        part = t[..., j, :].reshape(*lead, T * block)
-        part = F.pad(part, (j * block, (parts - 1 - j) * block))
-        out = part if out is None else out + part
+
+    def part(j: int) -> Tensor:
+        return F.pad(t[..., j, :].reshape(*lead, T * block), (j * block, (parts - 1 - j) * block))
+
+    out = part(0)
+    for j in range(1, parts):
+        out = out + part(j)
     return out[..., : (T - 1) * block + e].movedim(-1, axis)
 
 
@@ -140,7 +143,7 @@ def kernel_gradient(
     freq = [*lengths[:-1], lengths[-1] // 2 + 1]
     offsets = tuple(s or 0 for s in shifts)
     gw = _first_taps(gw_hat.reshape(out_channels, group_in, *freq), lengths, spec.span, offsets)
-    return gw[(..., *(slice(0, None, dl) for dl in spec.dilation))]
+    return gw[trailing(slice(0, None, dl) for dl in spec.dilation)]
 
 
 def _first_taps(

@@ -234,7 +234,10 @@ def _fft_conv_backward(
         xs = fft.input_spectra(x, kernel, spec)[0]
     tiles = fft.tiles_per_dim(kernel, spec)
     gx, gw = _gradients(g, kernel, xs if want_w else None, spec, tiles, x.shape[0], want_x)
-    return _cast(gx, x) if want_x else x.new_empty(0), _cast(gw, w) if want_w else w.new_empty(0)
+    return (
+        gx.to(x.dtype) if want_x and gx is not None else x.new_empty(0),
+        gw.to(w.dtype) if want_w and gw is not None else w.new_empty(0),
+    )
 
 
 def _on_meta(op: Any, *args: Any) -> Any:

@@ -29,6 +29,15 @@ from gridconv.functional._spec import ConvSpec
 from gridconv.functional.methods import REGISTRY, direct, fft, separable
 from gridconv.functional.methods import compiled as overlap_save
 
+__all__ = [
+    "MODES",
+    "clear",
+    "constants",
+    "current_mode",
+    "planning",
+    "set_constants",
+]
+
 MODES = ("estimate", "measure")
 WISDOM_FORMAT = "gridconv-wisdom"
 WISDOM_VERSION = 2  # 2: training passes keyed apart (1 had forward keys only: still read)
@@ -270,8 +279,8 @@ def choose(
             return ranked[1]
         return ranked[0]
     exact = spec.ndim > 1 and separable()
-    key = plan_key(x, w, spec, exact, kept, grads)
-    method = _measured.get(key)
+    measured_key = plan_key(x, w, spec, exact, kept, grads)
+    method = _measured.get(measured_key)
     if method is None:
         guesses = estimates(x.shape[0], out_channels, spec, x.device, kept, compiled, grads)
         if not exact:
@@ -281,7 +290,9 @@ def choose(
         candidates = {n: runner(n) for n, guess in guesses.items() if guess <= 30 * best_guess}
         timed = _time(candidates, x.device)
         fallback = min(guesses, key=guesses.__getitem__)
-        method = _measured.setdefault(key, min(timed, key=timed.__getitem__, default=fallback))
+        method = _measured.setdefault(
+            measured_key, min(timed, key=timed.__getitem__, default=fallback)
+        )
     return method
 
 
