@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # CI runs the slow tests too; a local `make test` skips them (run `make test-all` for all).
 PYTEST_ARGS ?= $(if $(CI),,-m "not slow")
 
-.PHONY: demo test test-all lint typecheck format bench clean
+.PHONY: demo test test-all lint typecheck docs format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
+# the documentation site, strictly (a warning fails the build); the gallery's scripts run
+docs: $(STAMP)
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	@echo "docs: open docs/_build/html/index.html"
+
 test: lint typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -40,4 +45,4 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix src tests benchmarks
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis gridconv-report
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis gridconv-report docs/_build docs/gallery

@@ -47,7 +47,7 @@ class Conv(ConvLayerBase):
         - Output: ``(N, C_out, o_1, ..., o_d)`` with
           ``o_i = floor((n_i + before_i + after_i - dilation_i * (k_i - 1) - 1) / stride_i) + 1``
 
-    Parameters:
+    Weights:
         ``weight`` ``(C_out, C_in / groups, *kernel_size)`` and ``bias`` ``(C_out,)`` or,
         untied, ``(C_out, *out_size)``; both start as U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as in
         torch, with ``fan_in = C_in / groups * prod(kernel_size)``.

@@ -139,8 +139,9 @@ class ComplexCell2d(nn.Module):
     swing between positive and negative, the complex cell's barely moves (sec. 9.10).
 
     Args:
-        size, orientations, frequencies, bandwidth, learnable, stride, padding,
-        padding_mode, method: as :class:`GaborConv2d` (the phases are ``0`` and ``pi / 2``).
+        size, orientations, frequencies, bandwidth, learnable: as :class:`GaborConv2d`
+            (the phases are ``0`` and ``pi / 2``).
+        stride, padding, padding_mode, method: as :class:`GaborConv2d`.
         in_channels: each is filtered on its own.
 
     Shape:

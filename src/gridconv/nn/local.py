@@ -66,7 +66,7 @@ class LocallyConnected(ConvLayerBase):
             ``"tied"`` (one per channel) or ``False``.
         device, dtype: of the parameters.
 
-    Parameters:
+    Weights:
         ``weight`` ``(*out_size, C_out, C_in, *kernel_size)``: ``prod(out_size) * C_out *
         C_in * prod(kernel_size)`` weights, ``prod(out_size)`` times a convolution's; an
         untied ``bias`` adds ``C_out * prod(out_size)``, a tied one ``C_out``.
@@ -207,7 +207,7 @@ class TiledConv(ConvLayerBase):
         input_size: the spatial size of the inputs; needed only for an untied bias.
         device, dtype: of the parameters.
 
-    Parameters:
+    Weights:
         ``weight`` ``(*tile_size, C_out, C_in, *kernel_size)``: ``prod(tile_size) * C_out *
         C_in * prod(kernel_size)`` weights, plus ``C_out`` (tied) or ``C_out *
         prod(out_size)`` (untied) biases.

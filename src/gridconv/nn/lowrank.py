@@ -24,7 +24,7 @@ class LowRankConv(nn.Module):
         stride, padding, dilation, groups, padding_mode: as in :class:`gridconv.nn.Conv`.
         approximation_error: the relative error against the dense kernel it replaces.
 
-    Parameters:
+    Weights:
         ``C_out * C_in / groups * rank * sum(kernel_size)`` weights, against
         ``C_out * C_in / groups * prod(kernel_size)`` for the dense layer.
 

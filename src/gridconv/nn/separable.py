@@ -53,7 +53,7 @@ class DepthwiseSeparableConv(nn.Module):
         input_size: the input's spatial size, for an untied bias.
         device, dtype: of the parameters.
 
-    Parameters:
+    Weights:
         ``depthwise.weight`` ``(C_in * m, 1, *kernel_size)`` and ``pointwise.weight``
         ``(C_out, C_in * m, 1, ..., 1)``: ``C_in * m * (prod(kernel_size) + C_out)`` weights
         against ``C_out * C_in * prod(kernel_size)`` for a full convolution.
