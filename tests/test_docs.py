@@ -95,6 +95,17 @@ def test_every_public_function_and_class_has_a_docstring():
     assert missing == []
 
 
+def test_no_public_constructor_takes_star_args_or_star_star_kwargs():
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    vague = [
+        name
+        for name, value in public_names().items()
+        if inspect.isclass(value)
+        and any(p.kind in variadic for p in inspect.signature(value).parameters.values())
+    ]
+    assert vague == []
+
+
 def test_the_completeness_check_can_fail(monkeypatch):
     monkeypatch.setattr(gridconv.kernels, "__all__", [*gridconv.kernels.__all__, "oops"])
     monkeypatch.setattr(gridconv.kernels, "oops", lambda: None, raising=False)

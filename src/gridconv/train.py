@@ -1,5 +1,7 @@
-"""The training loop: classifiers trained with minibatches, checkpoints that survive
-interruption, and several processes or machines through torch.distributed (DDP).
+"""Training runs: classifiers trained with minibatches, checkpoints that survive
+interruption, and several processes or machines through torch.distributed (DDP). The loop
+itself, and :func:`fit` for a model and data of your own, are in :mod:`gridconv.fitting`
+(and importable from here).
 
 Nothing here prints: progress goes to callbacks, so the command line (or a notebook)
 decides how to show it. Under ``torchrun`` every process runs :func:`run`; only rank 0
@@ -11,18 +13,18 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 
 from gridconv import checkpoint, data, models
 from gridconv._checks import check_choice, check_int, describe
+from gridconv.fitting import BatchReport, EpochReport, Running, evaluate, fit, train_batches
 
 __all__ = [
     "CHECKPOINT",
@@ -42,191 +44,6 @@ __all__ = [
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("constant", "cosine")
 CHECKPOINT = "checkpoint.pt"
-
-
-@dataclass(frozen=True)
-class BatchReport:
-    """Running figures of the current epoch, after one more batch."""
-
-    epoch: int
-    batch: int
-    batches: int
-    loss: float
-    accuracy: float
-    examples_per_second: float
-
-
-@dataclass(frozen=True)
-class EpochReport:
-    epoch: int
-    train_loss: float
-    train_accuracy: float
-    test_accuracy: float
-    seconds: float
-    examples_per_second: float = 0.0
-    checkpoint_seconds: float = 0.0
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 500) -> float:
-    """Fraction of ``dataset`` that ``model`` classifies correctly.
-
-    Shape:
-        ``dataset`` yields ``(input, label)`` with labels ``()``; ``model`` maps
-        ``(B, *input)`` to logits ``(B, num_classes)``.
-    """
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    correct = total = 0
-    for x, y in DataLoader(dataset, batch_size=batch_size):
-        logits = _logits(model(x.to(device)))
-        correct += (logits.argmax(1).cpu() == y).sum().item()
-        total += len(y)
-    model.train(was_training)
-    return correct / max(total, 1)
-
-
-def _logits(output: Any) -> torch.Tensor:
-    """A model's class logits: its output, or the output's ``.logits`` (a
-    :class:`gridconv.nn.AttentionOutput`)."""
-    logits: torch.Tensor = getattr(output, "logits", output)
-    return logits
-
-
-def _loss(model: nn.Module, output: object, target: torch.Tensor) -> torch.Tensor:
-    """The training loss: the model's own ``loss(output, target)`` where it has one (the
-    recurrent attention model's hybrid loss), else cross-entropy on the logits."""
-    core = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-    own = getattr(core, "loss", None)
-    if callable(own):
-        return own(output, target)
-    return nn.functional.cross_entropy(_logits(output), target)
-
-
-@dataclass
-class _Running:
-    """The sums behind an epoch's running loss and accuracy (kept in checkpoints)."""
-
-    loss: float = 0.0
-    correct: float = 0.0
-    seen: float = 0.0
-    seconds: float = 0.0
-
-
-def _train_batches(
-    model: nn.Module,
-    batches: Iterable,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
-    *,
-    epoch: int,
-    total: int,
-    first: int,
-    running: _Running,
-    device: torch.device,
-    on_batch: Callable[[BatchReport], None] | None,
-    after_step: Callable[[int, _Running], None] | None = None,
-) -> None:
-    """One pass over ``batches`` (batch numbers ``first + 1 ...`` of ``total``)."""
-    model.train()
-    start = time.perf_counter() - running.seconds
-    for batch, (x, y) in enumerate(batches, first + 1):
-        x, y = x.to(device), y.to(device)
-        output = model(x)
-        logits = _logits(output)
-        loss = _loss(model, output, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        running.loss += loss.item() * len(y)
-        running.correct += (logits.argmax(1) == y).sum().item()
-        running.seen += len(y)
-        running.seconds = time.perf_counter() - start
-        if on_batch is not None:
-            on_batch(
-                BatchReport(
-                    epoch,
-                    batch,
-                    total,
-                    running.loss / running.seen,
-                    running.correct / running.seen,
-                    running.seen / running.seconds,
-                )
-            )
-        if after_step is not None:
-            after_step(batch, running)
-
-
-def fit(
-    model: nn.Module,
-    train: Dataset | Callable[[int], Dataset],
-    test: Dataset,
-    *,
-    epochs: int,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    generator: torch.Generator | None = None,
-    on_batch: Callable[[BatchReport], None] | None = None,
-) -> list[EpochReport]:
-    """Train ``model`` in memory with Adam and cross-entropy; test after every epoch.
-
-    :func:`run` is the same loop with checkpoints, files and several processes.
-
-    Args:
-        model: maps a batch of inputs to class logits.
-        train, test: datasets of ``(input, label)`` pairs; ``train`` may also be a function
-            giving each epoch's (``1, 2, ...``) training set, such as new cluttered canvases
-            of the same digits (:func:`gridconv.data.cluttered`).
-        epochs, batch_size, lr: the usual.
-        generator: drives the shuffling, so a seeded generator gives a repeatable run.
-        on_batch: called after every batch with the epoch's running loss and accuracy.
-
-    Returns:
-        One :class:`EpochReport` per epoch.
-
-    Shape:
-        ``model`` maps ``(B, *input)`` to logits ``(B, num_classes)``; labels are ``(B,)``.
-    """
-    epochs = check_int("epochs", epochs, minimum=1)
-    batch_size = check_int("batch_size", batch_size, minimum=1)
-    if not (isinstance(train, Dataset) or callable(train)):
-        raise TypeError(
-            f"`train` must be a Dataset or a function of the epoch giving one, "
-            f"got {describe(train)}."
-        )
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    device = next(model.parameters()).device
-    reports = []
-    for epoch in range(1, epochs + 1):
-        dataset = train if isinstance(train, Dataset) else train(epoch)
-        loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator)
-        running = _Running()
-        _train_batches(
-            model,
-            loader,
-            optimizer,
-            None,
-            epoch=epoch,
-            total=len(loader),
-            first=0,
-            running=running,
-            device=device,
-            on_batch=on_batch,
-        )
-        reports.append(
-            EpochReport(
-                epoch,
-                running.loss / running.seen,
-                running.correct / running.seen,
-                evaluate(model, test),
-                running.seconds,
-                running.seen / running.seconds,
-            )
-        )
-    return reports
 
 
 @dataclass(frozen=True)
@@ -398,14 +215,14 @@ def _run(config, meta, split, out, saved, procs, device, on_batch, on_epoch) -> 
     )
     batches = -(-len(sampler) // per_process)
     scheduler = _scheduler(config, optimizer, batches * config.epochs)
-    first_epoch, done, running, history = 0, 0, _Running(), []
+    first_epoch, done, running, history = 0, 0, Running(), []
     if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         checkpoint.set_rng_state(saved["rng"])
         first_epoch, done = saved["epoch"], saved["step"]
-        running, history = _Running(**saved["running"]), list(saved["history"])
+        running, history = Running(**saved["running"]), list(saved["history"])
     trained = model
     if procs.world > 1:
         ids = [device.index] if device.type == "cuda" else None
@@ -414,7 +231,7 @@ def _run(config, meta, split, out, saved, procs, device, on_batch, on_epoch) -> 
         out.mkdir(parents=True, exist_ok=True)
     spent = [0.0]
 
-    def save(at_epoch: int, step: int, sums: _Running) -> None:
+    def save(at_epoch: int, step: int, sums: Running) -> None:
         if not procs.main:
             return
         start = time.perf_counter()
@@ -437,11 +254,11 @@ def _run(config, meta, split, out, saved, procs, device, on_batch, on_epoch) -> 
         order = list(sampler)[done * per_process :]
         loader = DataLoader(Subset(split.train, order), batch_size=per_process)
 
-        def every(step: int, sums: _Running, epoch: int = epoch) -> None:
+        def every(step: int, sums: Running, epoch: int = epoch) -> None:
             if config.checkpoint_every and step % config.checkpoint_every == 0 and step < batches:
                 save(epoch, step, sums)
 
-        _train_batches(
+        train_batches(
             trained,
             loader,
             optimizer,
@@ -466,7 +283,7 @@ def _run(config, meta, split, out, saved, procs, device, on_batch, on_epoch) -> 
                 spent[0],
             )
             history.append(asdict(report))
-            running, spent[0] = _Running(), 0.0
+            running, spent[0] = Running(), 0.0
             save(epoch + 1, 0, running)
             history[-1]["checkpoint_seconds"] += spent[0]
             spent[0] = 0.0
@@ -474,7 +291,7 @@ def _run(config, meta, split, out, saved, procs, device, on_batch, on_epoch) -> 
             checkpoint.write_atomic(out / "metrics.jsonl", lambda f, t=lines: f.write(t.encode()))
             if on_epoch is not None:
                 on_epoch(report)
-        running = _Running()
+        running = Running()
         if procs.world > 1:
             torch.distributed.barrier()
     result = {
