@@ -90,7 +90,11 @@ def test_every_public_function_and_class_has_a_docstring():
         name
         for name, value in public_names().items()
         if (inspect.isfunction(value) or inspect.isclass(value))
-        and not (value.__doc__ or "").strip()
+        and (
+            not (value.__doc__ or "").strip()
+            # a dataclass without one gets its signature as a docstring
+            or value.__doc__.startswith(f"{value.__name__}(")
+        )
     ]
     assert missing == []
 
