@@ -26,6 +26,8 @@ import torch
 import gridconv as gc
 from gridconv import plan
 from gridconv.functional._spec import setup
+from gridconv.functional.methods import REGISTRY
+from gridconv.functional.methods.base import Workload
 
 OUT = Path(__file__).parent / "results" / "calibration.json"
 
@@ -104,7 +106,7 @@ def measure(methods: tuple[str, ...] = ("direct", "fft", "separable")) -> None:
                 w_sep = gc.decompose(w, rank=1).to_dense()
                 t, _ = time_method(x, w_sep, G, "separable")
             else:
-                guess = getattr(plan, f"{method}_seconds")(N, O, spec, x.device)
+                guess = REGISTRY[method].seconds(Workload(N, O, spec, x.device.type))
                 if method == "direct" and guess > 20:
                     continue
                 t, _ = time_method(x, w, G, method)
@@ -163,17 +165,19 @@ def fit() -> None:
     from scipy.optimize import least_squares
 
     rows = json.loads(OUT.read_text())["rows"]
-    cpu = torch.device("cpu")
     specs = [_spec(r) for r in rows]
     fitted = {}
     for method, names in FITTED.items():
-        model = getattr(plan, f"{method}_seconds")
+        model = REGISTRY[method].seconds
         data = [(r, s) for r, s in zip(rows, specs) if method in r["seconds"] and r["k"] > 1]
         p0 = np.log([max(plan.constants()[n], 1e-12) for n in names])
 
         def residuals(p, data=data, model=model, names=names, method=method):
             plan.set_constants(dict(zip(names, np.exp(p))))
-            return [math.log(model(r["N"], r["O"], s, cpu) / r["seconds"][method]) for r, s in data]
+            # priced as torch's FFT path (float64: the compiled 1-D path, which has a fit of
+            # its own in calibrate_compiled.py, never applies)
+            work = [Workload(r["N"], r["O"], s, dtype=torch.float64) for r, s in data]
+            return [math.log(model(p) / r["seconds"][method]) for p, (r, _) in zip(work, data)]
 
         result = least_squares(residuals, p0)
         res = np.array(residuals(result.x))

@@ -16,7 +16,7 @@ import statistics
 import time
 
 import gridconv as gc
-from gridconv.bench_train import SUITE, forwards
+from gridconv.bench.train import SUITE, forwards
 
 
 def main(rounds: int = 9) -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import torch
 
-from gridconv import bench, bench_train
+from gridconv.bench import conv as bench
+from gridconv.bench import harness
+from gridconv.bench import train as bench_train
 from gridconv.cli import main
 
 
@@ -57,13 +60,39 @@ def test_cli_table(capsys):
     assert "auto chose" in out and "torch conv3d" in out and "regret_max" in out
 
 
+def test_the_timing_core_interleaves_warms_and_times_slow_candidates_once():
+    calls = []
+
+    def call(name, seconds):
+        def run():
+            calls.append(name)
+            end = time.perf_counter() + seconds
+            while time.perf_counter() < end:
+                pass
+
+        return run
+
+    cleared = []
+    timings = harness.time_interleaved(
+        {"quick": call("quick", 0.001), "slow": call("slow", 0.03), "far": call("far", 0.012)},
+        rounds=3, max_rounds=6, budget=1.0, slow=0.02, near=10, reset=cleared.append,
+    )  # fmt: skip
+    # 3 rounds for all, 3 more (to max_rounds) for those within 10x the quickest
+    assert timings.runs == {"slow": 1, "quick": 6, "far": 3}
+    assert calls.count("slow") == 1  # its warm-up call is its time
+    # below WARM_BELOW: the warm-up, then an untimed call before each timed one
+    assert calls.count("quick") == 1 + 2 * 6 and calls.count("far") == 1 + 2 * 3
+    assert cleared == calls  # reset before every call
+    assert 0.001 <= timings.seconds["quick"] < timings.seconds["far"] < timings.seconds["slow"]
+
+
 def test_cli_rejects_an_unknown_suite(capsys):
     assert main(["bench", "--suite", "huge"]) == 2
     assert "unknown --suite 'huge'" in capsys.readouterr().err
 
 
 def test_local_suite_times_and_measures_memory(capsys):
-    from gridconv import bench_local
+    from gridconv.bench import local as bench_local
 
     records = bench_local.run(quick=True, rounds=1, memory=False)
     assert [r["case"] for r in records] == [c.name for c in bench_local.QUICK]

@@ -200,19 +200,19 @@ def test_the_compiled_1d_kernel_is_one_custom_op_in_the_graph():
 
 def test_the_custom_ops_pass_torch_library_opcheck():
     """The compiled 1-D kernel's op and the FFT method's op (what torch.compile calls)."""
-    from gridconv.functional.methods import compiled_op, fft_run
+    from gridconv.functional.methods.fft import ops, overlap_save_ops
 
     x = torch.randn(2, 4, 300, requires_grad=True)
     w = torch.randn(6, 2, 20, requires_grad=True)
-    torch.library.opcheck(compiled_op.fft_conv1d, (x, w, 9, 10, 1, 1, 2, "zeros"))
-    torch.library.opcheck(compiled_op.fft_conv1d, (x, w, 5, 5, 3, 2, 2, "reflect"))
+    torch.library.opcheck(overlap_save_ops.fft_conv1d, (x, w, 9, 10, 1, 1, 2, "zeros"))
+    torch.library.opcheck(overlap_save_ops.fft_conv1d, (x, w, 5, 5, 3, 2, 2, "reflect"))
     x2, w2 = torch.randn(2, 4, 20, 18, requires_grad=True), torch.randn(6, 2, 5, 4)
     args = ([2, 2, 0, 3], [2, 1], [1, 2], 2, "circular")
     for keep in ((True, True), (True, False), (False, False)):
-        torch.library.opcheck(fft_run.fft_conv_op, (x2, w2.requires_grad_(), *args, *keep))
+        torch.library.opcheck(ops.fft_conv_op, (x2, w2.requires_grad_(), *args, *keep))
     # depthwise (a spectrum of another layout), in float64
     xd, wd = torch.randn(2, 4, 30, dtype=torch.float64), torch.randn(4, 1, 7, dtype=torch.float64)
-    torch.library.opcheck(fft_run.fft_conv_op, (xd, wd, [3, 3], [1], [1], 4, "zeros", True, True))
+    torch.library.opcheck(ops.fft_conv_op, (xd, wd, [3, 3], [1], [1], 4, "zeros", True, True))
 
 
 def _fft_counts(step) -> dict[str, int]:
@@ -303,7 +303,7 @@ def test_max_pooling_is_atens_kernel_under_compile_and_torchs_op_under_export(d)
 def test_the_custom_ops_double_backward_matches_direct():
     """The ops' autograd (base.register_conv_autograd): under create_graph the gradients go
     through autograd (the compiled kernel's op: the direct method's; the FFT's: its own)."""
-    from gridconv.functional.methods import compiled_op, fft_run
+    from gridconv.functional.methods.fft import ops, overlap_save_ops
 
     x = torch.randn(2, 4, 300, requires_grad=True)
     w = torch.randn(6, 2, 20, requires_grad=True)
@@ -312,8 +312,8 @@ def test_the_custom_ops_double_backward_matches_direct():
     (gxr,) = torch.autograd.grad(out, xr, create_graph=True)
     (expected,) = torch.autograd.grad(gxr.sum(), wr)
     for op, params in (
-        (compiled_op.fft_conv1d, (9, 10, 1, 1, 2, "zeros")),
-        (lambda *a: fft_run.fft_conv_op(*a)[0], ([9, 10], [1], [1], 2, "zeros", True, True)),
+        (overlap_save_ops.fft_conv1d, (9, 10, 1, 1, 2, "zeros")),
+        (lambda *a: ops.fft_conv_op(*a)[0], ([9, 10], [1], [1], 2, "zeros", True, True)),
     ):
         (gx,) = torch.autograd.grad(op(x, w, *params).square().sum(), x, create_graph=True)
         (gw,) = torch.autograd.grad(gx.sum(), w)

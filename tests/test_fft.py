@@ -99,7 +99,7 @@ def test_overlap_save_tiles_a_long_input():
 )
 def test_tiled_transforms_in_2d_and_3d(monkeypatch, x_shape, w_shape, blocks, kw):
     """Tiles are only planned for long 1-D signals; force them here to check the general path."""
-    from gridconv.functional.methods import fft as fft_module
+    from gridconv.functional.methods.fft import transforms as fft_module
 
     def tiles(padded, kernel, *args):
         return blocks, tuple(fast_length(b + k - 1) for b, k in zip(blocks, kernel))
@@ -115,7 +115,7 @@ def test_tiled_transforms_in_2d_and_3d(monkeypatch, x_shape, w_shape, blocks, kw
 def test_spectra_are_mixed_in_blocks_of_rows(monkeypatch, block_bytes):
     """The tiles' spectra go frequency-major in blocks of rows (the last one partial); the
     result is the same as in one copy, and as direct's."""
-    from gridconv.functional.methods import fft as fft_module
+    from gridconv.functional.methods.fft import transforms as fft_module
 
     monkeypatch.setattr(fft_module, "tile_plan", lambda *args: ((9,), (16,)))
     monkeypatch.setattr(fft_module, "BLOCK_BYTES", block_bytes)  # 8 rows of (8, 9) spectra
@@ -149,7 +149,7 @@ def test_long_signals_are_tiled_in_place(monkeypatch, w_shape, kw, spare_max):
     """1-D tiles are windows of one padded copy, read in place (the rows run into each
     other; the spare windows are dropped): the same results and gradients as direct's, and
     as the tiles cut out as copies."""
-    from gridconv.functional.methods import fft as fft_module
+    from gridconv.functional.methods.fft import transforms as fft_module
 
     monkeypatch.setattr(fft_module, "tile_plan", lambda *args: ((9,), (16,)))
     monkeypatch.setattr(fft_module, "SPARE_TILES_MAX", spare_max)
@@ -172,7 +172,7 @@ def test_long_signals_are_tiled_in_place(monkeypatch, w_shape, kw, spare_max):
 
 def test_few_long_tiles_are_copied(monkeypatch):
     """Where a row's spare windows would be many per used one, the tiles are copied."""
-    from gridconv.functional.methods import fft as fft_module
+    from gridconv.functional.methods.fft import transforms as fft_module
 
     monkeypatch.setattr(fft_module, "tile_plan", lambda *args: ((100,), (128,)))  # 3 tiles
     calls = []

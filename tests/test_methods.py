@@ -7,15 +7,18 @@ import torch
 import torch.nn.functional as F
 
 import gridconv as gc
-from gridconv import _memo, plan
+from gridconv import _memo
 from gridconv.functional._spec import setup
-from gridconv.functional.methods import REGISTRY, base
+from gridconv.functional.conv import method_names
+from gridconv.functional.methods import REGISTRY, base, direct, register, unregister
+from gridconv.functional.methods import planner as plan
+from gridconv.functional.methods.base import Method, Workload
 
 
 def test_every_method_is_registered_once_in_its_order():
-    assert list(REGISTRY) == ["direct", "fft", "separable"]
+    assert list(REGISTRY) == ["direct", "fft", "separable"]  # ties go to the earlier
     assert ("auto", *REGISTRY) == gc.functional.METHODS
-    assert [m.order for m in REGISTRY.values()] == sorted(m.order for m in REGISTRY.values())
+    assert all(name == method.name for name, method in REGISTRY.items())
 
 
 @pytest.mark.parametrize("name", ["direct", "fft", "separable"])
@@ -59,7 +62,7 @@ def test_one_clear_forgets_every_memo_and_the_planners_choices():
     gc.functional.clear_caches()
     assert not base.SMALL_CACHES and not plan._measured and not plan._estimated
     assert plan.state()[1] != generation
-    from gridconv.functional.methods.fft import tile_plan
+    from gridconv.functional.methods.fft.plan import tile_plan
 
     assert tile_plan.cache_info().currsize == 0
     # and everything works again from cold
@@ -69,24 +72,61 @@ def test_one_clear_forgets_every_memo_and_the_planners_choices():
     )  # fmt: skip
 
 
-def test_a_new_method_is_one_file(tmp_path, monkeypatch):
-    """A module with a METHOD is registered by itself: what adding Winograd would take."""
-    from gridconv.functional.methods import discover
+@pytest.fixture
+def winograd():
+    """A stand-in method, registered for the test: direct's run under another name, whose
+    cost the test sets (``winograd.cost``) and whose runs it counts (``winograd.runs``)."""
 
-    package = tmp_path / "more_methods"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "helpers.py").write_text("X = 1\n")  # no METHOD: not a method
-    (package / "winograd.py").write_text(
-        "from gridconv.functional.methods import direct\n"
-        "from gridconv.functional.methods.base import Method\n"
-        "METHOD = Method(name='winograd', run=direct.run, seconds=direct.seconds, order=5)\n"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    found = discover([str(package)], "more_methods")
-    assert list(found) == ["winograd"]
-    x, w = torch.randn(1, 2, 8, 8), torch.randn(3, 2, 3, 3)
-    xb, spec, _ = setup(
-        x, w, None, stride=1, padding="same", dilation=1, groups=1, padding_mode="zeros"
-    )
-    torch.testing.assert_close(found["winograd"].run(xb, w, spec, None), F.conv2d(x, w, padding=1))
+    class StandIn:
+        cost = 1.0
+        runs = 0
+
+    def run(x, w, spec, cache):
+        StandIn.runs += 1
+        return direct.run(x, w, spec, cache)
+
+    def seconds(work: Workload) -> float:
+        return StandIn.cost
+
+    register(Method(name="winograd", run=run, seconds=seconds))
+    yield StandIn
+    unregister("winograd")
+
+
+def test_a_new_method_is_one_record(winograd):
+    """A registered method is a choice of conv(method=...), of auto when its cost is lowest,
+    and a candidate that planning("measure") times: what adding Winograd would take."""
+    x, w = torch.randn(1, 2, 16, 16), torch.randn(3, 2, 3, 3)
+    ref = F.conv2d(x, w, padding=1)
+    torch.testing.assert_close(gc.conv(x, w, padding="same", method="winograd"), ref)
+    assert "winograd" in method_names()
+    assert gc.nn.Conv2d(2, 3, 3, method="winograd").method == "winograd"
+    winograd.cost = 1.0  # a second: the others are far cheaper
+    assert gc.functional.auto_method_for(x, w, padding="same") != "winograd"
+    winograd.cost = 0.0
+    plan.clear()
+    assert gc.functional.auto_method_for(x, w, padding="same") == "winograd"
+    winograd.runs = 0
+    timed = []
+    real = plan._time
+
+    def spy(candidates, device):
+        timed.extend(candidates)
+        return real(candidates, device)
+
+    plan._time = spy
+    try:
+        with gc.planning("measure"):
+            torch.testing.assert_close(gc.conv(x, w, padding="same"), ref)
+    finally:
+        plan._time = real
+    assert "winograd" in timed and winograd.runs >= 5  # measured in rounds, then run
+
+
+def test_the_registry_refuses_what_is_not_a_method():
+    with pytest.raises(TypeError, match="method"):
+        register("winograd")
+    with pytest.raises(ValueError, match="winograd"):
+        unregister("winograd")
+    with pytest.raises(ValueError, match="winograd"):
+        gc.conv(torch.randn(1, 1, 8), torch.randn(1, 1, 3), method="winograd")

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import gridconv as gc
 from gridconv import _native
 from gridconv.functional._spec import setup
-from gridconv.functional.methods import compiled as overlap_save
+from gridconv.functional.methods.fft import overlap_save
 
 HAVE_COMPILER = shutil.which(os.environ.get("CC") or "gcc") is not None
 
@@ -91,7 +91,7 @@ def test_agrees_with_direct_in_float32(
         stride=stride, padding=padding, dilation=dilation, groups=groups, padding_mode=padding_mode
     )
     _, spec, _ = setup(x, w, bias, **kw)
-    assert overlap_save.applies(x, w, spec)
+    assert overlap_save.applies(spec, x.device.type, x.dtype, w.shape[0])
     out = gc.fft_conv(x, w, bias, **kw)
     ref = reference(x, w, bias, **kw)
     assert out.shape == ref.shape and out.dtype == torch.float32

@@ -12,10 +12,13 @@ import pytest
 import torch
 
 import gridconv as gc
-from gridconv import plan
+import gridconv._atomic
 from gridconv.functional._spec import setup
-from gridconv.functional.methods import base
-from gridconv.functional.methods import fft as fft_method
+from gridconv.functional.methods import REGISTRY, base, direct
+from gridconv.functional.methods import planner as plan
+from gridconv.functional.methods.base import Workload
+from gridconv.functional.methods.fft import plan as fft_plan
+from gridconv.functional.methods.fft import transforms as fft_transforms
 
 
 @pytest.fixture(autouse=True)
@@ -74,7 +77,7 @@ def test_direct_is_modelled_as_jit_up_to_the_widest_kernel_onednn_jits(
         w = torch.randn(channels_out, x.shape[1] // groups, *[k] * d)
         kw = {"stride": 1, "dilation": 1, "padding_mode": "zeros"}
         _, spec, _ = setup(x, w, None, padding="same", groups=groups, **kw)
-        return plan.direct_seconds(x.shape[0], channels_out, spec, x.device) / k**d
+        return direct.seconds(Workload(x.shape[0], channels_out, spec)) / k**d
 
     assert per_mac(last_jit) < 1.3 * per_mac(last_jit - 1)
     assert per_mac(last_jit + 1) > 1.5 * per_mac(last_jit)
@@ -85,18 +88,24 @@ def test_cost_model_leaves_out_the_kernel_transform_when_the_spectrum_is_kept(mo
     _, spec, _ = setup(
         x, w, None, stride=1, padding="same", dilation=1, groups=1, padding_mode="zeros"
     )
-    cpu = torch.device("cpu")
-    anew, kept = plan.fft_seconds(1, 1, spec, cpu), plan.fft_seconds(1, 1, spec, cpu, kept=True)
+    anew = fft_plan.seconds(Workload(1, 1, spec))
+    kept = fft_plan.seconds(Workload(1, 1, spec, kept=True))
     assert anew / 2 <= kept < anew
     assert plan.plan_key(x, w, spec, False) != plan.plan_key(x, w, spec, False, kept=True)
     seen = []
     real = plan.choose
-    monkeypatch.setattr(plan, "choose", lambda *args: seen.append(args[-1]) or real(*args))
+    keeps = REGISTRY["fft"].keeps_kernel  # what choose() prices the FFT with
+
+    def choose(*args):
+        seen.append(keeps(*args))
+        return real(*args)
+
+    monkeypatch.setattr(plan, "choose", choose)
     gc.functional.auto_method_for(x, w, padding="same")  # functional, no gradient: kept
     gc.functional.auto_method_for(x, w.clone().requires_grad_(), padding="same")  # not kept
     with torch.inference_mode():  # no version counter: never kept
         gc.functional.auto_method_for(x, torch.randn(1, 1, 31, 31), padding="same")
-    monkeypatch.setattr(fft_method, "SMALL_SPECTRUM_BYTES", 0)
+    monkeypatch.setattr(fft_plan, "SMALL_SPECTRUM_BYTES", 0)
     gc.functional.auto_method_for(x, w.clone(), padding="same")  # too large to keep
     assert seen == [True, False, False, False]
 
@@ -272,7 +281,7 @@ def test_read_only_directory_warns(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Read-only file system")
 
-    monkeypatch.setattr(plan.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(gridconv._atomic.tempfile, "mkstemp", refuse)
     with (
         pytest.warns(UserWarning, match="could not save wisdom"),
         gc.planning("measure", wisdom=tmp_path / "w.json"),
@@ -283,11 +292,11 @@ def test_read_only_directory_warns(tmp_path, monkeypatch):
 
 WRITER = """
 import sys, warnings
-from gridconv import plan
+from gridconv.functional.methods import REGISTRY, wisdom
 warnings.simplefilter("error")
 path, tag = sys.argv[1], sys.argv[2]
 for i in range(40):
-    plan._write_wisdom(__import__("pathlib").Path(path), {f"{tag}-{i}": "fft"})
+    wisdom.write(__import__("pathlib").Path(path), {f"{tag}-{i}": "fft"}, REGISTRY)
 """
 
 
@@ -313,16 +322,14 @@ def test_bad_planning_arguments():
 
 
 def test_eval_layers_cache_the_transformed_kernel_until_the_weight_changes(monkeypatch):
-    conv_module = fft_method
-
     prepared = []
-    real = conv_module.prepare_fft
+    real = fft_transforms.prepare_fft
 
-    def spy(w, spec, *compiled):
+    def spy(w, spec):
         prepared.append(spec)
-        return real(w, spec, *compiled)
+        return real(w, spec)
 
-    monkeypatch.setattr(conv_module, "prepare_fft", spy)
+    monkeypatch.setattr(fft_transforms, "prepare_fft", spy)
     layer = gc.nn.Conv2d(2, 3, 15, padding="same", method="fft", bias=False).eval()
     x = torch.randn(1, 2, 40, 40)
     with torch.no_grad():
@@ -343,11 +350,10 @@ def test_eval_layers_cache_the_transformed_kernel_until_the_weight_changes(monke
 
 
 def test_functional_calls_keep_the_last_small_spectrum_with_the_kernel(monkeypatch):
-    conv_module = fft_method
     prepared = []
-    real = conv_module.prepare_fft
+    real = fft_transforms.prepare_fft
     monkeypatch.setattr(
-        conv_module, "prepare_fft", lambda w, spec, *c: prepared.append(1) or real(w, spec, *c)
+        fft_transforms, "prepare_fft", lambda w, spec: prepared.append(1) or real(w, spec)
     )
 
     def fft(x, w):
@@ -369,7 +375,7 @@ def test_functional_calls_keep_the_last_small_spectrum_with_the_kernel(monkeypat
     fft(x, needs_grad)
     fft(x, needs_grad).sum().backward()  # never kept: the gradient flows through the transform
     assert len(prepared) == 6 and needs_grad.grad.abs().sum() > 0
-    monkeypatch.setattr(conv_module, "SMALL_SPECTRUM_BYTES", 0)  # too large to keep
+    monkeypatch.setattr(fft_plan, "SMALL_SPECTRUM_BYTES", 0)  # too large to keep
     w2 = torch.randn(3, 2, 15, 15)
     fft(x, w2)
     fft(x, w2)

@@ -6,6 +6,7 @@ layers live in ``gridconv.nn``.
 """
 
 from gridconv import analysis, data, functional, kernels, nn, plan, plot
+from gridconv.allocator import keep_freed_memory
 from gridconv.functional import (
     SeparableKernel,
     channel_pool,
@@ -24,7 +25,6 @@ from gridconv.functional import (
     separable_conv,
     tiled_conv,
 )
-from gridconv.memory import keep_freed_memory
 from gridconv.plan import planning
 
 __version__ = "0.1.0"

@@ -22,8 +22,9 @@ _REGISTRY: dict[str, Clearable | Callable[[], Any]] = {}
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def register(name: str, memo: Clearable) -> Any:
-    """Register ``memo`` (anything with ``clear()``) under ``name``; returns it."""
+def register(name: str, memo: Clearable | Callable[[], Any]) -> Any:
+    """Register ``memo`` (anything with ``clear()``, or a function that forgets) under
+    ``name``; returns it."""
     _REGISTRY[name] = memo
     return memo
 

@@ -10,14 +10,50 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Iterable, Sequence
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from gridconv._checks import check_choice, check_int, describe
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 PaddingPairs = tuple[tuple[int, int], ...]
 Padding = Union[str, int, Sequence[Union[int, Sequence[int]]]]  # noqa: UP007 (py3.10 alias)
 
 PADDING_STRINGS = ("valid", "same", "full")
+
+
+def ceil_div(a: int, b: int) -> int:
+    """``ceil(a / b)`` for integers (sizes, symbolic ones included), without floats.
+
+    >>> ceil_div(7, 2), ceil_div(8, 2)
+    (4, 4)
+    """
+    return -(-a // b)
+
+
+def interleaved(t: Tensor, channel: int, outer: int, inner: int, d: int) -> Tensor:
+    """A view of ``t`` as ``(N, C, o_1, i_1, ..., o_d, i_d)``: its first axis, its ``channel``
+    axis, then per spatial dim the ``outer`` and ``inner`` axes side by side (``outer`` and
+    ``inner`` are the first of ``d`` axes each)."""
+    pairs = (j for i in range(d) for j in (outer + i, inner + i))
+    return t.permute(0, channel, *pairs)
+
+
+def depth_to_space(t: Tensor, channel: int, outer: int, inner: int, d: int) -> Tensor:
+    """Tiles, phases or blocks laid side by side: ``t``'s ``outer`` and ``inner`` axes merged
+    per spatial dim, cell ``o * I + i`` of each from ``(o, i)`` (see :func:`interleaved`).
+
+    Shape:
+        ``t`` with axes ``N``, ``C`` at ``channel``, ``O_1..O_d`` from ``outer`` and
+        ``I_1..I_d`` from ``inner`` -> ``(N, C, O_1 * I_1, ..., O_d * I_d)``.
+
+    >>> import torch
+    >>> depth_to_space(torch.arange(6).reshape(1, 3, 1, 2), 2, 1, 3, 1)  # (N, O, C, I)
+    tensor([[[0, 1, 2, 3, 4, 5]]])
+    """
+    sizes = (t.shape[outer + i] * t.shape[inner + i] for i in range(d))
+    return interleaved(t, channel, outer, inner, d).reshape(t.shape[0], t.shape[channel], *sizes)
 
 
 def trailing(slices: Iterable[slice]) -> tuple[Any, ...]:
@@ -128,7 +164,7 @@ def resolve_padding(
         return tuple((span, span) for span in spans)
     pairs = []
     for n, span, s in zip(input_size, spans, stride):
-        out = -(-n // s)
+        out = ceil_div(n, s)
         total = max((out - 1) * s + span + 1 - n, 0)
         pairs.append((total // 2, total - total // 2))
     return tuple(pairs)

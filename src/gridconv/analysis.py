@@ -19,9 +19,10 @@ from torch import Tensor, nn
 from gridconv._checks import check_int, check_tensor, describe
 from gridconv._shapes import ntuple, parse_padding, resolve_padding
 from gridconv.nn.conv import Conv
-from gridconv.nn.local import LocallyConnected, TiledConv
+from gridconv.nn.local import LocallyConnected
 from gridconv.nn.lowrank import LowRankConv
 from gridconv.nn.pooling import Pool
+from gridconv.nn.tiled import TiledConv
 
 _GRIDCONV_WINDOWED = (Conv, LocallyConnected, TiledConv, LowRankConv, Pool)
 _TORCH_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)

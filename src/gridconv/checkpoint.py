@@ -1,15 +1,12 @@
 """Checkpoints that survive interruption: atomic writes and safe loads.
 
-A checkpoint is written to a temporary file in the same folder, flushed and fsynced, then
-renamed over the old one (and the folder fsynced): a crash at any moment leaves either the
-old checkpoint or the new one, never half of one. Loading uses ``torch.load(...,
+A checkpoint is written atomically (:mod:`gridconv._atomic`): a crash at any moment leaves
+either the old checkpoint or the new one, never half of one. Loading uses ``torch.load(...,
 weights_only=True)``, which builds only tensors and plain containers and never runs code.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -17,44 +14,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from gridconv._atomic import write_atomic
+
 FORMAT = "gridconv-checkpoint-1"
-
-
-def _fsync_folder(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # some file systems do not open folders; the rename is still atomic
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, write: Any) -> None:
-    """Call ``write(file)`` on a temporary file, fsync it, and rename it to ``path``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_folder(path.parent)
 
 
 def save(state: dict[str, Any], path: Path) -> None:
     """Write a checkpoint atomically; ``state`` holds tensors and plain Python values."""
     write_atomic(path, lambda f: torch.save({"format": FORMAT, **state}, f))
-
-
-def save_json(value: Any, path: Path) -> None:
-    """Write JSON atomically."""
-    write_atomic(path, lambda f: f.write((json.dumps(value, indent=2) + "\n").encode()))
 
 
 def load(path: Path) -> dict[str, Any]:

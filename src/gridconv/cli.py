@@ -17,9 +17,6 @@ import torch
 
 from gridconv import (
     __version__,
-    bench,
-    bench_local,
-    bench_train,
     data,
     experiments,
     kernels,
@@ -28,7 +25,10 @@ from gridconv import (
     report,
 )
 from gridconv import train as training
-from gridconv.memory import keep_freed_memory
+from gridconv.allocator import keep_freed_memory
+from gridconv.bench import conv as conv_bench
+from gridconv.bench import local as local_bench
+from gridconv.bench import train as train_bench
 from gridconv.train import BatchReport
 
 
@@ -129,7 +129,7 @@ def _render(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _bench_table(records: list[bench.Record]) -> str:
+def _bench_table(records: list[conv_bench.Record]) -> str:
     """Medians in ms, each with its ratio to gridconv auto; ``-`` where it does not apply."""
     columns = [c for c in _BENCH_COLUMNS if any(c in r.seconds for r in records)]
     header = ["suite", "case", "auto chose", *columns]
@@ -151,7 +151,7 @@ def _bench_table(records: list[bench.Record]) -> str:
 
 def _local_table(records: list[dict]) -> str:
     """Forward + backward medians in ms with their ratio to the convolution, and memory."""
-    header = ["case", *bench_local.CANDIDATES, "extra memory MB: conv / local / unfold+einsum"]
+    header = ["case", *local_bench.CANDIDATES, "extra memory MB: conv / local / unfold+einsum"]
     rows = []
     for r in records:
         conv = r["seconds"]["conv"]
@@ -173,9 +173,9 @@ def _local_table(records: list[dict]) -> str:
     return _render(header, rows)
 
 
-def _train_table(records: list[bench_train.TrainRecord]) -> str:
+def _train_table(records: list[train_bench.TrainRecord]) -> str:
     """Forward + backward medians in ms with their ratio to gridconv auto, memory."""
-    columns = [c for c in bench_train.COLUMNS if any(c in r.seconds for r in records)]
+    columns = [c for c in train_bench.COLUMNS if any(c in r.seconds for r in records)]
     header = ["case", "auto chose", *columns, "regret", "peak MB direct / fft"]
     rows = []
     for r in records:
@@ -189,14 +189,14 @@ def _train_table(records: list[bench_train.TrainRecord]) -> str:
             else:
                 cells.append(f"{r.seconds[c] * 1e3:.1f} ({r.seconds[c] / auto:.2f}x)")
         cells.append(f"{r.regret():.2f}")
-        peaks = [r.memory.get(m) for m in bench_train.METHODS]
+        peaks = [r.memory.get(m) for m in train_bench.METHODS]
         cells.append(" / ".join("?" if p is None else f"{p['extra'] / 2**20:.0f}" for p in peaks))
         rows.append(cells)
     return _render(header, rows)
 
 
 def _bench(args: argparse.Namespace) -> int:
-    everything = (*bench.SUITES, "local", "train")
+    everything = (*conv_bench.SUITES, "local", "train")
     suites = tuple(args.suite) if args.suite else everything
     unknown = [s for s in suites if s not in everything]
     if unknown:
@@ -210,20 +210,20 @@ def _bench(args: argparse.Namespace) -> int:
     records = []
     bar = ProgressBar()
     start = time.perf_counter()
-    for i, total, record in bench.run(conv_suites, quick=args.quick, rounds=args.rounds):
+    for i, total, record in conv_bench.run(conv_suites, quick=args.quick, rounds=args.rounds):
         records.append(record)
         bar.step(i, total, f"{record.suite}: {record.case}  ({time.perf_counter() - start:.0f} s)")
     if records:
         result["records"] = [r.as_dict() for r in records]
-        result["summary"] = bench.summary(records)
+        result["summary"] = conv_bench.summary(records)
     if "local" in suites:
         print("local suite: timing, then memory in a fresh process per candidate", file=sys.stderr)
-        result["local"] = bench_local.run(quick=args.quick, rounds=args.rounds)
+        result["local"] = local_bench.run(quick=args.quick, rounds=args.rounds)
     if "train" in suites:
         print("train suite: forward + backward, then memory in a fresh process", file=sys.stderr)
-        trained = bench_train.run(quick=args.quick, rounds=args.rounds)
+        trained = train_bench.run(quick=args.quick, rounds=args.rounds)
         result["train"] = [r.as_dict() for r in trained]
-        result["train_summary"] = bench_train.summary(trained)
+        result["train_summary"] = train_bench.summary(trained)
     if args.json:
         print(json.dumps(result, indent=1))
     else:
@@ -248,7 +248,7 @@ def _bench(args: argparse.Namespace) -> int:
             for name, value in result["train_summary"].items():
                 print(f"{name:<28} {value:.3f}")
     if args.plot:
-        bench.plot_crossover(records, args.plot)
+        conv_bench.plot_crossover(records, args.plot)
         print(f"crossover plot written to {args.plot}", file=sys.stderr)
     return 0
 
@@ -329,12 +329,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="gridconv", description="Convolutional networks for any grid-like data."
-    )
-    parser.add_argument("--version", action="version", version=f"gridconv {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _add_demo(commands: argparse._SubParsersAction) -> None:
     demo = commands.add_parser(
         "demo", help="the main job: the chapter's claims, measured, as an HTML report"
     )
@@ -346,12 +341,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=_demo)
 
+
+def _add_bench(commands: argparse._SubParsersAction) -> None:
     timing = commands.add_parser("bench", help="time every method against torch and scipy")
     timing.add_argument(
         "--suite",
         action="append",
         metavar="NAME",
-        help=f"one of {', '.join((*bench.SUITES, 'local', 'train'))}; repeat for several "
+        help=f"one of {', '.join((*conv_bench.SUITES, 'local', 'train'))}; repeat for several "
         "(default: all)",
     )
     timing.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
@@ -367,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     timing.set_defaults(run=_bench)
 
+
+def _add_train(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser(
         "train",
         help="train a model on a data set, with checkpoints; runs under torchrun for DDP",
@@ -396,11 +395,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
     run.set_defaults(run=_train)
 
+
+def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     check = commands.add_parser("evaluate", help="test accuracy of a checkpoint")
     check.add_argument("--checkpoint", required=True)
     check.add_argument("--data", required=True, help=f"one of {data.describe_specs()}")
     check.set_defaults(run=_evaluate)
 
+
+def _add_kernels(commands: argparse._SubParsersAction) -> None:
     bank = commands.add_parser("kernels", help="make or learn a kernel bank and save a picture")
     bank.add_argument("--source", choices=kernels.SOURCES, default="kmeans")
     bank.add_argument(
@@ -418,6 +421,17 @@ def build_parser() -> argparse.ArgumentParser:
     bank.add_argument("--seed", type=int, default=0)
     bank.add_argument("-o", "--output", default="kernels.png", help="the picture (PNG)")
     bank.set_defaults(run=_kernels)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every subcommand (each added by its own ``_add_...``)."""
+    parser = argparse.ArgumentParser(
+        prog="gridconv", description="Convolutional networks for any grid-like data."
+    )
+    parser.add_argument("--version", action="version", version=f"gridconv {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_demo, _add_bench, _add_train, _add_evaluate, _add_kernels):
+        add(commands)
     return parser
 
 

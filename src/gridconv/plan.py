@@ -1,15 +1,18 @@
-"""``gridconv.plan``: the planner behind ``method="auto"``
-(:mod:`gridconv.functional.methods.planner`, beside the methods it serves), under its public
-name. This module *is* that one, so that setting an attribute here (a test's monkeypatch, a
-calibration) sets it there.
+"""``gridconv.plan``: the planner behind ``method="auto"``, under its public name.
+
+The planner lives beside the methods it serves (:mod:`gridconv.functional.methods.planner`,
+which :mod:`gridconv.functional.methods.wisdom` keeps the files of); this module re-exports
+its public names. To change what the planner reads (a test's monkeypatch, say), set it
+there.
 """
 
-import sys
-from typing import TYPE_CHECKING
+from gridconv.functional.methods.planner import (
+    MODES,
+    clear,
+    constants,
+    current_mode,
+    planning,
+    set_constants,
+)
 
-from gridconv.functional.methods import planner
-
-if TYPE_CHECKING:  # type checkers see the planner's names here
-    from gridconv.functional.methods.planner import *  # noqa: F403
-
-sys.modules[__name__] = planner
+__all__ = ["MODES", "clear", "constants", "current_mode", "planning", "set_constants"]

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gridconv.checkpoint import save_json, write_atomic
+from gridconv._atomic import write_json, write_text
 from gridconv.experiments import Result
 
 _STYLE = """
@@ -102,10 +102,9 @@ def write(results: list[Result], out: str | Path, meta: dict[str, Any]) -> Path:
     """Write ``index.html`` and ``results.json`` to ``out``; returns the HTML's path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    save_json({"meta": meta, "experiments": [r.as_dict() for r in results]}, out / "results.json")
+    write_json({"meta": meta, "experiments": [r.as_dict() for r in results]}, out / "results.json")
     page = out / "index.html"
-    text = render(results, meta)
-    write_atomic(page, lambda f: f.write(text.encode()))
+    write_text(page, render(results, meta))
     return page
 
 

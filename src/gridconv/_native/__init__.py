@@ -29,6 +29,7 @@ from torch.nn import grad as nn_grad
 from torch.utils._python_dispatch import _disable_current_modes
 
 from gridconv import _memo
+from gridconv._shapes import ceil_div
 
 SOURCE = Path(__file__).with_name("overlap_save.c")
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=gnu11")
@@ -191,7 +192,7 @@ def pack(spectrum: Tensor, groups: int) -> Tensor:
     """
     O, Cg, F = spectrum.shape
     Og = O // groups
-    blocks = -(-Og // OUT_BLOCK)
+    blocks = ceil_div(Og, OUT_BLOCK)
     padded = spectrum.new_zeros(groups, blocks * OUT_BLOCK, Cg, F)
     padded[:, :Og] = spectrum.view(groups, Og, Cg, F)
     padded = padded.view(groups, blocks, OUT_BLOCK, Cg, F).permute(0, 1, 4, 3, 2)
@@ -295,7 +296,7 @@ def _check(x: Tensor | tuple[int, ...], block: int, length: int, valid: int) -> 
             f"length, block: expected a power of two >= 16 and 1 <= block <= length, "
             f"got {length} and {block}"
         )
-    tiles = -(-valid // block)
+    tiles = ceil_div(valid, block)
     shape = x if isinstance(x, tuple) else tuple(x.shape)
     if (
         len(shape) != 3
@@ -349,7 +350,7 @@ def _backward(
 
 
 def _check_packed(packed: Tensor, out_channels: int, groups: int, length: int) -> None:
-    expected = (groups, -(-out_channels // groups // OUT_BLOCK), length // 2 + 1)
+    expected = (groups, ceil_div(out_channels // groups, OUT_BLOCK), length // 2 + 1)
     if packed.dtype != torch.float32 or tuple(packed.shape[:3]) != expected:
         raise ValueError(
             f"packed: expected float32 ({', '.join(map(str, expected))}, C_in/groups, 4, 2) "
@@ -366,7 +367,7 @@ def _self_check(lib: ctypes.CDLL) -> bool:
         w = torch.randn(O, C // groups, K, generator=generator)
         block = L - K + 1
         valid = n - K + 1
-        tiles = -(-valid // block)
+        tiles = ceil_div(valid, block)
         xp = torch.nn.functional.pad(x, (0, (tiles - 1) * block + L - n))
         spectrum = torch.fft.rfft(w, n=L).conj_physical() / (2 * L)
         packed = pack(spectrum, groups)

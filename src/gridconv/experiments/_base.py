@@ -54,6 +54,21 @@ class Result:
     def from_dict(cls, value: dict[str, Any]) -> Result:
         return cls(**value)
 
+    @classmethod
+    def judged(
+        cls,
+        name: str,
+        title: str,
+        claim: str,
+        verdict: tuple[bool, str],
+        records: list[dict[str, Any]],
+        figures: Figures,
+    ) -> Result:
+        """A finished experiment's result: ``verdict`` is ``(supported, measured)``, what
+        the experiment's ``verdict(records)`` returned."""
+        supported, measured = verdict
+        return cls(name, title, claim, measured, supported, records, figures.saved)
+
 
 class Figures:
     """Saves matplotlib figures as PNGs in ``out`` and keeps their captions."""

@@ -4,7 +4,7 @@ depends on the kernel's size; gridconv's ``method="auto"`` picks it."""
 
 from __future__ import annotations
 
-from gridconv import bench
+from gridconv.bench import conv as conv_bench
 from gridconv.experiments._base import Figures, Result, Settings
 
 NAME = "algorithms"
@@ -40,8 +40,8 @@ def verdict(records: list[dict]) -> tuple[bool, str]:
 def run(settings: Settings) -> Result:
     size, ks = ((64, 64), (3, 9, 21)) if settings.quick else ((256, 256), (3, 7, 15, 31, 63))
     rounds = 3 if settings.quick else 5
-    cases = [bench.Case("crossover", 1, 1, 1, size, k, 1, True) for k in ks]
-    timed = [bench.time_case(case, rounds=rounds, seed=settings.seed) for case in cases]
+    cases = [conv_bench.Case("crossover", 1, 1, 1, size, k, 1, True) for k in ks]
+    timed = [conv_bench.time_case(case, rounds=rounds, seed=settings.seed) for case in cases]
     records = [
         {
             "case": r.case,
@@ -53,7 +53,7 @@ def run(settings: Settings) -> Result:
     ]
     figures = Figures(settings.out, NAME)
     path = settings.out / f"{NAME}-crossover.png"
-    bench.plot_crossover(timed, str(path))
+    conv_bench.plot_crossover(timed, str(path))
     figures.saved.append(
         {
             "file": path.name,
@@ -61,5 +61,4 @@ def run(settings: Settings) -> Result:
             f"k x k Gaussian on a {size[0]}x{size[1]} image (medians).",
         }
     )
-    supported, measured = verdict(records)
-    return Result(NAME, TITLE, CLAIM, measured, supported, records, figures.saved)
+    return Result.judged(NAME, TITLE, CLAIM, verdict(records), records, figures)

@@ -97,5 +97,4 @@ def run(settings: Settings) -> Result:
         "tested on the same digits in the middle of, or anywhere on, larger "
         "canvases.",
     )
-    supported, measured = verdict(records)
-    return Result(NAME, TITLE, CLAIM, measured, supported, records, figures.saved)
+    return Result.judged(NAME, TITLE, CLAIM, verdict(records), records, figures)

@@ -117,5 +117,4 @@ def run(settings: Settings) -> Result:
         "averaged; inverted digits, zero padding), their deviation from the "
         "interior's median, and accuracy.",
     )
-    supported, measured = verdict(records)
-    return Result(NAME, TITLE, CLAIM, measured, supported, records, figures.saved)
+    return Result.judged(NAME, TITLE, CLAIM, verdict(records), records, figures)

@@ -110,5 +110,4 @@ def run(settings: Settings) -> Result:
         "standard and depthwise separable, and MNIST accuracy of networks "
         "built with each.",
     )
-    supported, measured = verdict(records)
-    return Result(NAME, TITLE, CLAIM, measured, supported, records, figures.saved)
+    return Result.judged(NAME, TITLE, CLAIM, verdict(records), records, figures)

@@ -153,8 +153,7 @@ def run(settings: Settings) -> Result:
     figures = Figures(settings.out, NAME)
     _paths_figure(figures, trained["RAM"], test.tensors[0][:8], test.tensors[1][:8])
     _curves_figure(figures, records)
-    supported, measured = verdict(records)
-    return Result(NAME, TITLE, CLAIM, measured, supported, records, figures.saved)
+    return Result.judged(NAME, TITLE, CLAIM, verdict(records), records, figures)
 
 
 def _paths_figure(

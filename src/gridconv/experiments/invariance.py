@@ -120,5 +120,4 @@ def run(settings: Settings) -> Result:
         "as MNIST digits shift, with and without pooling. Right: fitting a digit's "
         "position, without pooling and after 8x8 max pooling.",
     )
-    supported, measured = verdict(records)
-    return Result(NAME, TITLE, CLAIM, measured, supported, records, figures.saved)
+    return Result.judged(NAME, TITLE, CLAIM, verdict(records), records, figures)

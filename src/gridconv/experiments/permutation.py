@@ -85,5 +85,4 @@ def run(settings: Settings) -> Result:
         "One test digit before and after the fixed permutation; "
         "test accuracy of each model on each.",
     )
-    supported, measured = verdict(records)
-    return Result(NAME, TITLE, CLAIM, measured, supported, records, figures.saved)
+    return Result.judged(NAME, TITLE, CLAIM, verdict(records), records, figures)

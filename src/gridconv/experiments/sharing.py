@@ -151,5 +151,4 @@ def run(settings: Settings) -> Result:
         "One hidden layer of 8 maps of 24 x 24, connected four "
         "ways: test accuracy against weights, and the generalisation gap.",
     )
-    supported, measured = verdict(records)
-    return Result(NAME, TITLE, CLAIM, measured, supported, records, figures.saved)
+    return Result.judged(NAME, TITLE, CLAIM, verdict(records), records, figures)

@@ -97,5 +97,4 @@ def run(settings: Settings) -> Result:
         "weights, shifted (colour: weight; grey: zero). Right: the cost of the "
         "kernel against a dense layer of the same shape.",
     )
-    supported, measured = verdict(records)
-    return Result(NAME, TITLE, CLAIM, measured, supported, records, figures.saved)
+    return Result.judged(NAME, TITLE, CLAIM, verdict(records), records, figures)

@@ -162,5 +162,4 @@ def pipeline(settings: Settings, figures: Figures) -> list[dict]:
 def run(settings: Settings) -> Result:
     figures = Figures(settings.out, NAME)
     records = gabor_likeness(settings, figures) + pipeline(settings, figures)
-    supported, measured = verdict(records)
-    return Result(NAME, TITLE, CLAIM, measured, supported, records, figures.saved)
+    return Result.judged(NAME, TITLE, CLAIM, verdict(records), records, figures)

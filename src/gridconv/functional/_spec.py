@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from gridconv import _memo
@@ -37,6 +38,9 @@ from gridconv._shapes import (
 )
 from gridconv.functional._trace import Record, constant, tracing
 from gridconv.functional.padding import PADDING_MODES
+
+# torch's convolution for each number of spatial dims
+TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
 class HasShape(Protocol):
@@ -270,7 +274,6 @@ def setup(
     x: Tensor,
     w: Tensor | HasShape,
     bias: Tensor | None,
-    *,
     stride: int | Sequence[int],
     padding: Padding,
     dilation: int | Sequence[int],

@@ -4,11 +4,12 @@ location or tile dims, ``(*lead, C_out, C_in, *kernel_size)``, validated the sam
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 from torch import Tensor
 
 from gridconv._checks import check_same_kind, check_tensor
+from gridconv._shapes import Padding
 from gridconv.functional._spec import ConvSpec, check_input, conv_spec
 
 
@@ -27,13 +28,24 @@ def split_weight(w: object, name: str) -> int:
 
 
 def setup_unshared(
-    x: Tensor, w: Tensor, bias: Tensor | None, name: str, **hyper: Any
+    x: Tensor,
+    w: Tensor,
+    bias: Tensor | None,
+    name: str,
+    stride: int | Sequence[int],
+    padding: Padding,
+    dilation: int | Sequence[int],
+    padding_mode: str,
 ) -> tuple[Tensor, ConvSpec, bool, int]:
-    """Validate ``op(x, w, bias, ...)`` for local and tiled weights; batch ``x``."""
+    """Validate ``op(x, w, bias, ...)`` for local and tiled weights (``w`` called ``name`` in
+    errors); batch ``x``."""
     d = split_weight(w, name)
     batched = check_input(x, d)
     check_same_kind(x=x, w=w)
     if not batched:
         x = x.unsqueeze(0)
-    spec = conv_spec(tuple(w.shape[d:]), x.shape[1], x.shape[2:], groups=1, **hyper)
+    spec = conv_spec(
+        tuple(w.shape[d:]), x.shape[1], x.shape[2:], stride=stride, padding=padding,
+        dilation=dilation, groups=1, padding_mode=padding_mode,
+    )  # fmt: skip
     return x, spec, batched, d

@@ -7,89 +7,24 @@ mode) once and runs ``torch.nn.functional.convNd``: oneDNN on CPU, cuDNN on GPU.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-import torch
 from torch import Tensor
 
 from gridconv._checks import check_choice, describe
 from gridconv._shapes import Padding
-from gridconv.functional._spec import ConvSpec, finish, setup
-from gridconv.functional._trace import constant, exporting, tracing
+from gridconv.functional._spec import finish, setup
+from gridconv.functional._trace import tracing
 from gridconv.functional.methods import REGISTRY, KernelCache, planner
-from gridconv.functional.methods import compiled as overlap_save
-from gridconv.functional.methods.base import small, wants_grad
-from gridconv.functional.methods.fft import spectrum_kept
-from gridconv.functional.methods.separable import exactly_separable
-
-METHODS = ("auto", *REGISTRY)
-_METHOD_NAMES = frozenset(METHODS)
+from gridconv.functional.methods.base import wanted_grads
 
 
-def _auto(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None) -> str:
-    """The planner's choice, kept with the kernel (a layer's cache, or the per-tensor one):
-    the next call with this kernel and shape skips the planner."""
-    needs_grad = torch.is_grad_enabled() and (w.requires_grad, x.requires_grad)
-    key = ("auto", planner.state(), x.shape[0], spec, needs_grad)
-    return small(cache, w).get(w, key, lambda: _plan(x, w, spec, cache))
+def method_names() -> tuple[str, ...]:
+    """What ``conv(method=...)`` takes: ``"auto"`` and every registered method."""
+    return ("auto", *REGISTRY)
 
 
-def _traced_auto(x: Tensor, w: Tensor, spec: ConvSpec) -> str:
-    """auto's choice while tracing: the cost model's, from the traced shapes (nothing is
-    measured or remembered), but the direct method for ``torch.export`` (a program for
-    other runtimes, ONNX among them, which have no complex tensors); never the separable
-    path (whether a kernel is separable depends on its values)."""
-    if exporting():
-        return "direct"
-    compiled = overlap_save.applies(x, w, spec)
-    grads = planner.wanted_grads(x, w)
-    return _modelled(x.shape[0], w.shape[0], spec, x.device, compiled, grads)
-
-
-@constant
-def _modelled(
-    batch: int,
-    out_channels: int,
-    spec: ConvSpec,
-    device: torch.device,
-    compiled: bool,
-    grads: tuple[bool, bool],
-) -> str:
-    times = planner.estimates(batch, out_channels, spec, device, False, compiled, grads)
-    times.pop("separable", None)
-    return min(times, key=times.__getitem__)
-
-
-def _plan(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None) -> str:
-    """Ask the planner; the separable path only for exactly separable, fixed kernels."""
-
-    want_x, want_w = planner.wanted_grads(x, w)
-
-    def runner(name: str) -> Callable[[], Tensor]:
-        method = REGISTRY[name]
-        if not (want_x or want_w):
-
-            def run() -> Tensor:
-                with torch.no_grad():
-                    return method.run(x, w, spec, cache)
-
-            return run
-        # the pass that will run: forward and backward, on detached aliases (nothing reaches
-        # the caller's graph or .grad)
-        xs, ws = x.detach().requires_grad_(want_x), w.detach().requires_grad_(want_w)
-
-        def train() -> Tensor:
-            y = method.run(xs, ws, spec, None)
-            y.backward(torch.ones_like(y))
-            xs.grad = ws.grad = None
-            return y
-
-        return train
-
-    def separable() -> bool:
-        return exactly_separable(w, cache)
-
-    return planner.choose(x, w, spec, runner, separable, spectrum_kept(x, w, spec, cache))
+METHODS = method_names()  # the built-in ones; see method_names() for those registered since
 
 
 def conv(
@@ -173,26 +108,17 @@ def conv(
         >>> gc.conv(x, w, padding=[(0, 4), (2, 2)], padding_mode="circular").shape
         torch.Size([8, 16, 32, 32])
     """
-    if not isinstance(method, str) or method not in _METHOD_NAMES:
-        check_choice("method", method, METHODS)
+    if not isinstance(method, str) or (method != "auto" and method not in REGISTRY):
+        check_choice("method", method, method_names())
     if cache is not None and not isinstance(cache, KernelCache):
         raise TypeError(
             f"`cache` must be a gridconv.functional.KernelCache, got {describe(cache)}."
         )
-    x, spec, batched = setup(
-        x,
-        w,
-        bias,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
-        padding_mode=padding_mode,
-    )
-    if cache is not None and (wants_grad(w) or tracing()):
+    x, spec, batched = setup(x, w, bias, stride, padding, dilation, groups, padding_mode)
+    if cache is not None and (any(wanted_grads(w)) or tracing()):
         cache = None  # a cached transform of w would cut the gradient to w, or the graph
     if method == "auto":
-        method = _traced_auto(x, w, spec) if tracing() else _auto(x, w, spec, cache)
+        method = planner.auto(x, w, spec, cache)
     return finish(REGISTRY[method].run(x, w, spec, cache), bias, batched)
 
 
@@ -214,14 +140,5 @@ def auto_method_for(
         >>> gc.functional.auto_method_for(x, torch.randn(1, 1, 31, 31), padding="same")
         'fft'
     """
-    x, spec, _ = setup(
-        x,
-        w,
-        None,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
-        padding_mode=padding_mode,
-    )
-    return _auto(x, w, spec, None)
+    x, spec, _ = setup(x, w, None, stride, padding, dilation, groups, padding_mode)
+    return planner.auto(x, w, spec, None)

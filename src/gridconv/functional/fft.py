@@ -1,5 +1,5 @@
 """``fft_conv``: convolution in the frequency domain (Goodfellow et al. 2016, sec. 9.8), as a
-public op. The method itself lives in :mod:`gridconv.functional.methods.fft`.
+public op. The method itself is the subpackage :mod:`gridconv.functional.methods.fft`.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from torch import Tensor
 
 from gridconv._shapes import Padding
 from gridconv.functional._spec import finish, setup
-from gridconv.functional.methods.fft_plan import fast_length, tile_plan
-from gridconv.functional.methods.fft_run import run
+from gridconv.functional.methods.fft.plan import fast_length, tile_plan
+from gridconv.functional.methods.fft.run import run
 
 
 def fft_conv(
@@ -31,7 +31,7 @@ def fft_conv(
     with the kernel, where the direct method grows as ``n * k``. On this project's 2-core
     CPU it wins from kernels of about 9 x 9 in 2-D (single channel) and 15 x 15 with many
     channels, and in 1-D, where a compiled kernel runs it (on the CPU, float32 or half,
-    in training too; see :mod:`gridconv.functional.methods.compiled`), from about 7 taps
+    in training too; see :mod:`gridconv.functional.methods.fft.overlap_save`), from about 7 taps
     with 8 channels; ``method="auto"`` makes that choice per shape. Half-precision inputs
     are transformed in float32. Accuracy against direct: about 1e-6 relative in float32
     and 1e-14 in float64 (max abs difference over max abs output).
@@ -51,16 +51,7 @@ def fft_conv(
         >>> torch.allclose(y, gc.conv(x, w, padding="same", method="direct"), atol=1e-3)
         True
     """
-    x, spec, batched = setup(
-        x,
-        w,
-        bias,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
-        padding_mode=padding_mode,
-    )
+    x, spec, batched = setup(x, w, bias, stride, padding, dilation, groups, padding_mode)
     return finish(run(x, w, spec), bias, batched)
 
 

@@ -200,16 +200,7 @@ def local_conv(
         >>> gc.local_conv(x, w).shape
         torch.Size([2, 4, 8, 8])
     """
-    x, spec, batched, d = setup_unshared(
-        x,
-        w,
-        bias,
-        "w",
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        padding_mode=padding_mode,
-    )
+    x, spec, batched, d = setup_unshared(x, w, bias, "w", stride, padding, dilation, padding_mode)
     if tuple(w.shape[:d]) != spec.output_size:
         expected = (*spec.output_size, *w.shape[d:])
         raise ValueError(

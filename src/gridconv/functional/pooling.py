@@ -18,6 +18,7 @@ from torch import Tensor
 from gridconv._checks import check_choice, check_int, check_tensor, describe
 from gridconv._shapes import (
     Padding,
+    ceil_div,
     check_kernel_fits,
     ntuple,
     ntuple_float,
@@ -25,13 +26,13 @@ from gridconv._shapes import (
     resolve_padding,
 )
 from gridconv.functional import _pool_op
+from gridconv.functional._spec import TORCH_CONV
 from gridconv.functional._trace import exporting
 from gridconv.functional.padding import pad
 
 METHODS = ("max", "avg", "lp", "gaussian")
 _MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
 _AVG_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
-_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _ADAPTIVE: dict[str, dict[int, Callable[..., Any]]] = {
     "max": {1: F.adaptive_max_pool1d, 2: F.adaptive_max_pool2d, 3: F.adaptive_max_pool3d},
     "avg": {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d},
@@ -72,7 +73,7 @@ def _windows(
     full = []
     for n, k, s, (b, a) in zip(size, kernel, stride, pairs):
         span = n + b + a - k
-        o = (-(-span // s) if ceil_mode else span // s) + 1
+        o = (ceil_div(span, s) if ceil_mode else span // s) + 1
         if ceil_mode and (o - 1) * s >= n + b:
             o -= 1
         full.append((b, (o - 1) * s + k - n - b))
@@ -185,8 +186,8 @@ def pool(
         sig = ntuple_float("sigma", sig, d)
         w = gaussian_window(kernel, sig).to(x.dtype).to(x.device)
         C = x.shape[1]
-        num = _CONV[d](pad(x, full, "zeros"), w.expand(C, 1, *kernel), None, stride, 0, 1, C)
-        den = _CONV[d](mask, w.expand(1, 1, *kernel), None, stride)
+        num = TORCH_CONV[d](pad(x, full, "zeros"), w.expand(C, 1, *kernel), None, stride, 0, 1, C)
+        den = TORCH_CONV[d](mask, w.expand(1, 1, *kernel), None, stride)
         return num / den
     if method == "lp":
         p = check_p(p)

@@ -309,14 +309,5 @@ def separable_conv(
         True
     """
     check_kernel(kernel)
-    x, spec, batched = setup(
-        x,
-        kernel,
-        bias,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
-        padding_mode=padding_mode,
-    )
+    x, spec, batched = setup(x, kernel, bias, stride, padding, dilation, groups, padding_mode)
     return finish(apply_separable(x, kernel, spec), bias, batched)

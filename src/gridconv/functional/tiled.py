@@ -17,7 +17,7 @@ import dataclasses
 import itertools
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -25,24 +25,30 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gridconv import _memo
-from gridconv._shapes import Padding, ntuple, trailing
-from gridconv.functional._spec import ConvSpec, check_bias, finish
+from gridconv._shapes import Padding, ceil_div, depth_to_space, ntuple, trailing
+from gridconv.functional._spec import TORCH_CONV, ConvSpec, check_bias, finish
 from gridconv.functional._trace import constant, tracing
 from gridconv.functional._unshared import setup_unshared
 from gridconv.functional.padding import pad, pad_adjoint
 
-_TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 # oneDNN's strided convolutions, forward and backward, run 15-30 % faster channels-last on
 # CPU (measured here); tiled_conv uses them there. CUDA keeps torch's default layout.
 _CHANNELS_LAST = {2: torch.channels_last, 3: torch.channels_last_3d}
 
 
+class Phase(NamedTuple):
+    """A kernel of the tile that some output uses."""
+
+    kernel: int  # its index in the tile, row-major
+    reads: tuple  # the part of the padded input its strided convolution reads
+    fills: tuple  # the output cells it fills
+    shifted: bool  # whether it may read a shifted view of the whole input (see _shifted)
+
+
 @constant
 @_memo.cached(maxsize=256)
-def _phases(spec: ConvSpec, tile: tuple[int, ...]) -> list[tuple[int, tuple, tuple, bool]]:
-    """Every kernel of the tile that some output uses: its index in the tile, the part of
-    the padded input its strided convolution reads, the output cells it fills, and whether
-    that convolution may read a shifted view of the whole input (:func:`_shifted`)."""
+def _phases(spec: ConvSpec, tile: tuple[int, ...]) -> list[Phase]:
+    """Every kernel of the tile that some output uses (:class:`Phase`), in the tile's order."""
     phases = []
     for offset in itertools.product(*(range(min(t, o)) for t, o in zip(tile, spec.output_size))):
         reads = (..., *(slice(a * s, None) for a, s in zip(offset, spec.stride)))
@@ -54,7 +60,7 @@ def _phases(spec: ConvSpec, tile: tuple[int, ...]) -> list[tuple[int, tuple, tup
             len(range(a, o, t)) == (n + sum(p) - span) // (s * t) + 1
             for (a, t, o, span, n, p), s in zip(counts, spec.stride)
         )
-        phases.append((int(np.ravel_multi_index(offset, tile)), reads, fills, exact))
+        phases.append(Phase(int(np.ravel_multi_index(offset, tile)), reads, fills, exact))
     return phases
 
 
@@ -109,10 +115,8 @@ def _as_2d(spec: ConvSpec) -> ConvSpec:
 
 
 # At most this many input channels, and a tile and stride that cut the input into at least
-# 4 phases: the input gradient is one stride-1 convolution on the polyphase grid. Measured
-# against the kernels' own strided backward passes, forward + backward (oneDNN,
-# channels-last): 2 x 2 tiles, 1 channel 0.58-0.69x the time, 3: 0.81-0.90x, 4: 0.88x,
-# 8: 1.10x; 2 x 2 x 2 tiles, 3-4 channels: 0.57-0.62x; 1-D, 3 channels: 0.92-1.01x.
+# 4 phases: the input gradient is one stride-1 convolution on the polyphase grid
+# (benchmarks/results/cost-model.md#tiled-polyphase).
 POLYPHASE_MAX_CHANNELS = 4
 POLYPHASE_MIN_PHASES = 4
 
@@ -185,7 +189,7 @@ def _polyphase_index(
 
 def _polyphase_grad(
     grads: list[Tensor],
-    phases: list,
+    phases: list[Phase],
     kernels: Tensor,
     spec: ConvSpec,
     tile: tuple[int, ...],
@@ -202,31 +206,25 @@ def _polyphase_grad(
     O = kernels.shape[0] // math.prod(tile)
     V = _polyphase_kernel(kernels, spec, tile).contiguous(memory_format=layout)
     S, E = _phase_grid(spec, tile)
-    Q = [-(-n // s) for n, s in zip(padded, S)]  # the polyphase grid
+    Q = [ceil_div(n, s) for n, s in zip(padded, S)]  # the polyphase grid
     N = grads[0].shape[0]
     size = (N, kernels.shape[0], *(q + e for q, e in zip(Q, E)))
     stacked = torch.empty(size, dtype=kernels.dtype, device=kernels.device, memory_format=layout)
     stacked.zero_()  # the borders, and the kernels no output uses
-    for (k, *_), g in zip(phases, grads):
+    for phase, g in zip(phases, grads):
+        k = phase.kernel
         inner = (slice(e, e + h) for e, h in zip(E, g.shape[2:]))
         where = (slice(None), slice(k * O, (k + 1) * O), *inner)
         stacked[where] = g
-    y = _TORCH_CONV[d](stacked, V)  # (N, C_in * prod(S), *Q)
-    y = y.reshape(N, -1, *S, *Q).permute(0, 1, *(j for i in range(d) for j in (2 + d + i, 2 + i)))
-    y = y.reshape(N, -1, *(q * s for q, s in zip(Q, S)))
+    y = TORCH_CONV[d](stacked, V)  # (N, C_in * prod(S), *Q)
+    y = depth_to_space(y.reshape(N, -1, *S, *Q), 1, 2 + d, 2, d)  # (N, C_in, *(Q * S))
     return y[trailing(slice(0, n) for n in padded)]
 
 
 # At most this many input channels, a polyphase kernel at most this many times the tile's
-# kernels in taps (its zero taps are work), and in 2-D and 3-D at most this many outputs
-# per kernel of the tile (oneDNN's strided convolutions catch up on larger outputs): the
-# whole tiled convolution is one stride-1 convolution of the input's polyphase components.
-# Measured forward + backward against the strided convolutions (with the polyphase input
-# gradient), 2 x 2 tiles: 1 channel, 5 x 5 (1.44x the taps) 0.73-0.91x the time up to 48 x
-# 48 outputs, 1.00x at 64 x 64; 3 channels 0.88-0.92x up to 32 x 32, 1.07-1.25x at 64 x 64
-# and 128 x 128; 4 channels 0.97x; 3 x 3 kernels (1.78x the taps) 1.14x, 7 x 7 on 3 x 3
-# tiles (1.65x) 1.14x. 1-D, tiles of 2-3, 1-4 channels: 0.73-0.89x at every length tried
-# (512 to 32768). 3-D, 2 x 2 x 2 tiles, 7 x 7 x 7: 0.67x at 10^3 outputs, 0.99x at 32^3.
+# kernels in taps, and in 2-D and 3-D at most this many outputs per kernel of the tile: the
+# whole tiled convolution is one stride-1 convolution of the input's polyphase components
+# (benchmarks/results/cost-model.md#tiled-space-to-depth).
 SPACE_TO_DEPTH_MAX_CHANNELS = 4
 SPACE_TO_DEPTH_MAX_TAPS = 1.5
 SPACE_TO_DEPTH_MAX_OUTPUTS = 576
@@ -267,7 +265,7 @@ def _space_to_depth_conv(
     padded = [n + sum(p) for n, p in zip(x.shape[2:], spec.pairs)]
     # whole phases, and room for the last output of every kernel of the tile
     Q = [
-        max(-(-n // s), -(-o // t) + e)
+        max(ceil_div(n, s), ceil_div(o, t) + e)
         for n, s, o, t, e in zip(padded, S, spec.output_size, tile, E)
     ]
     xp = pad(x, spec.pairs, spec.padding_mode)
@@ -279,12 +277,9 @@ def _space_to_depth_conv(
     xs = xs.permute(0, 1, *range(3, 2 + 2 * d, 2), *range(2, 2 + 2 * d, 2))
     xs = xs.reshape(N, C * math.prod(S), *Q)  # (N, (C, p_1.., p_d), q_1.., q_d)
     layout = _CHANNELS_LAST.get(d, torch.contiguous_format)
-    y = _TORCH_CONV[d](xs.contiguous(memory_format=layout), V.contiguous(memory_format=layout))
+    y = TORCH_CONV[d](xs.contiguous(memory_format=layout), V.contiguous(memory_format=layout))
     R = y.shape[2:]  # (N, (a_1.., a_d, o), r_1.., r_d) -> (N, o, r_1 a_1, ..., r_d a_d)
-    y = y.reshape(N, *tile, O, *R).permute(
-        0, d + 1, *(j for i in range(d) for j in (d + 2 + i, 1 + i))
-    )
-    y = y.reshape(N, O, *(r * t for r, t in zip(R, tile)))
+    y = depth_to_space(y.reshape(N, *tile, O, *R), d + 1, d + 2, 1, d)
     return y[trailing(slice(0, o) for o in spec.output_size)]
 
 
@@ -310,10 +305,10 @@ def _traced(x: Tensor, kernels: Tensor, spec: ConvSpec, tile: tuple[int, ...]) -
     strides = tuple(s * t for s, t in zip(spec.stride, tile))
     xp = pad(x, spec.pairs, spec.padding_mode)
     out = x.new_zeros(x.shape[0], O, *spec.output_size)
-    for k, reads, fills, _ in _phases(spec, tile):
-        conv_nd = _TORCH_CONV[spec.ndim]
-        out[fills] = conv_nd(
-            xp[reads], kernels[k * O : (k + 1) * O], None, strides, 0, spec.dilation
+    for phase in _phases(spec, tile):
+        k = phase.kernel
+        out[phase.fills] = TORCH_CONV[spec.ndim](
+            xp[phase.reads], kernels[k * O : (k + 1) * O], None, strides, 0, spec.dilation
         )
     return out
 
@@ -344,9 +339,9 @@ class _TiledConv(torch.autograd.Function):
     ) -> Tensor:
         phases = _phases(spec, tile)
         if x.device.type != "cpu":  # measured on oneDNN only: CUDA reads slices
-            phases = [(k, reads, fills, False) for k, reads, fills, _ in phases]
-        xs = _padded_copy(x, spec, layout, phases[-1][1])  # the last phase starts farthest
-        sources = [_shifted(xs, reads) if shifts else xs[reads] for _, reads, _, shifts in phases]
+            phases = [phase._replace(shifted=False) for phase in phases]
+        xs = _padded_copy(x, spec, layout, phases[-1].reads)  # the last phase starts farthest
+        sources = [_shifted(xs, p.reads) if p.shifted else xs[p.reads] for p in phases]
         ctx.save_for_backward(x, kernels)
         ctx.sources, ctx.phases = sources, phases
         ctx.spec, ctx.tile, ctx.layout, ctx.caller = spec, tile, layout, caller
@@ -360,9 +355,9 @@ class _TiledConv(torch.autograd.Function):
         shape = (x.shape[0], O, *spec.output_size)
         out = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=caller)
         per_kernel = [kernels[k : k + O] for k in range(0, len(kernels), O)]  # (split: 17 us)
-        for (k, _, fills, _), source in zip(phases, sources):
-            out[fills] = _TORCH_CONV[spec.ndim](
-                source, per_kernel[k], None, strides, 0, spec.dilation
+        for phase, source in zip(phases, sources):
+            out[phase.fills] = TORCH_CONV[spec.ndim](
+                source, per_kernel[phase.kernel], None, strides, 0, spec.dilation
             )
         return out
 
@@ -373,16 +368,17 @@ class _TiledConv(torch.autograd.Function):
         want_x, want_w = ctx.needs_input_grad[:2]
         O = kernels.shape[0] // math.prod(tile)
         strides = [s * t for s, t in zip(spec.stride, tile)]
-        sources, shifted = ctx.sources, [shifts for *_, shifts in phases]
+        sources, shifted = ctx.sources, [phase.shifted for phase in phases]
         if torch.is_grad_enabled():  # create_graph: slices of pad(x), differentiable in x
             xp = pad(x, spec.pairs, spec.padding_mode)
-            sources, shifted = [xp[reads] for _, reads, _, _ in phases], [False] * len(phases)
+            sources, shifted = [xp[phase.reads] for phase in phases], [False] * len(phases)
         per_kernel = [kernels[k : k + O] for k in range(0, len(kernels), O)]
         polyphase = want_x and ctx.polyphase and not torch.is_grad_enabled()
         grads = []  # kept for the polyphase input gradient only
         grad_xp: Any = None  # a tensor once the first phase's gradient comes
         grad_k: Any = torch.zeros_like(kernels) if want_w else None
-        for (k, reads, fills, _), source, shifts in zip(phases, sources, shifted):
+        for phase, source, shifts in zip(phases, sources, shifted):
+            k, reads, fills = phase.kernel, phase.reads, phase.fills
             g = grad[fills].contiguous(memory_format=ctx.layout)  # one copy, not two
             if polyphase:
                 grads.append(g)
@@ -461,16 +457,7 @@ def tiled_conv(
         >>> gc.tiled_conv(torch.randn(1, 3, 13, 13), w, padding="same").shape
         torch.Size([1, 4, 13, 13])
     """
-    x, spec, batched, d = setup_unshared(
-        x,
-        w,
-        bias,
-        "w",
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        padding_mode=padding_mode,
-    )
+    x, spec, batched, d = setup_unshared(x, w, bias, "w", stride, padding, dilation, padding_mode)
     tile = ntuple("tile_size", tuple(w.shape[:d]), d)
     check_bias(bias, x, w.shape[d], spec.output_size)
     kernels = w.reshape(-1, *w.shape[d + 1 :])  # (prod(tile) * C_out, C_in, *kernel_size)

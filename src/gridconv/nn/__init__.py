@@ -9,10 +9,6 @@ from gridconv.nn.local import (
     LocallyConnected1d,
     LocallyConnected2d,
     LocallyConnected3d,
-    TiledConv,
-    TiledConv1d,
-    TiledConv2d,
-    TiledConv3d,
 )
 from gridconv.nn.lowrank import LowRankConv
 from gridconv.nn.pooling import (
@@ -34,6 +30,7 @@ from gridconv.nn.separable import (
     SpatiallySeparableConv2d,
     SpatiallySeparableConv3d,
 )
+from gridconv.nn.tiled import TiledConv, TiledConv1d, TiledConv2d, TiledConv3d
 
 __all__ = [
     "AttentionOutput",

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from gridconv._checks import check_choice, check_int, describe
 from gridconv._shapes import Padding, ntuple
 from gridconv.functional._spec import conv_spec_for_size
-from gridconv.functional.conv import METHODS, KernelCache, conv
+from gridconv.functional.conv import KernelCache, conv, method_names
 from gridconv.functional.separable import decompose
 from gridconv.nn._config import ConvLayerBase, bias_kind, store_config
 from gridconv.nn.lowrank import LowRankConv
@@ -98,7 +98,7 @@ class Conv(ConvLayerBase):
                 raise ValueError(
                     f"`{name}` (={channels}) must be divisible by `groups` (={groups})."
                 )
-        self.method = check_choice("method", method, METHODS)
+        self.method = check_choice("method", method, method_names())
         self.bias_kind = bias_kind(bias, "tied")
         self.input_size = None if input_size is None else ntuple("input_size", input_size, d)
         if self.bias_kind == "untied" and self.input_size is None:

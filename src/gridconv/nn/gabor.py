@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from gridconv._checks import check_choice, check_int
 from gridconv._shapes import Padding, ntuple, parse_padding
-from gridconv.functional.conv import METHODS, conv
+from gridconv.functional.conv import conv, method_names
 from gridconv.functional.padding import PADDING_MODES
 from gridconv.functional.pooling import channel_pool
 from gridconv.kernels.gabor import bank_parameters, gabor
@@ -82,7 +82,7 @@ class GaborConv2d(nn.Module):
         self.stride = ntuple("stride", stride, 2)
         self.padding = parse_padding(padding, 2)
         self.padding_mode = check_choice("padding_mode", padding_mode, PADDING_MODES)
-        self.method = check_choice("method", method, METHODS)
+        self.method = check_choice("method", method, method_names())
         factory: dict[str, Any] = {"dtype": dtype or torch.get_default_dtype(), "device": device}
         initial = bank_parameters(orientations, frequencies, phases, bandwidth)
         initial["log_beta_x"] = initial.pop("beta_x").log()

@@ -1,35 +1,39 @@
-"""The convolution methods, one module each, and the planner that chooses among them.
+"""The convolution methods, one module (or subpackage) each, and the planner that chooses
+among them.
 
-Each method module (``direct``, ``fft_run`` with the transforms of ``fft``, ``separable``;
-``compiled`` is the FFT method's compiled 1-D path) owns everything about its method: when
-it applies, its cost and its calibrated constants, how it prepares a kernel, how it runs and
-its backward pass. A module that defines ``METHOD`` (a
-:class:`~gridconv.functional.methods.base.Method`) is found and registered here: adding a
-method such as Winograd takes one new file.
+Each method owns everything about itself: when it applies, its cost and its calibrated
+constants, how it prepares a kernel, how it runs and its backward pass, described to the
+dispatcher and the planner by one :class:`~gridconv.functional.methods.base.Method` record
+(its ``METHOD``). :data:`REGISTRY` lists them, in the order that breaks ties; adding a method
+such as Winograd is one new module and one line here (or :func:`register` at run time).
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+from gridconv import _memo
+from gridconv.functional.methods import direct, fft, separable
+from gridconv.functional.methods.base import KernelCache, Method, Workload
 
-from gridconv.functional.methods.base import KernelCache, Method
-
-
-def discover(path: list[str], package: str) -> dict[str, Method]:
-    """The ``METHOD`` of every module of ``package`` (found on ``path``) that has one, by
-    name, in their ``order``."""
-    found = []
-    for info in pkgutil.iter_modules(path):
-        if info.name in ("base", "planner"):  # the planner imports the registry
-            continue
-        module = importlib.import_module(f"{package}.{info.name}")
-        method = getattr(module, "METHOD", None)
-        if isinstance(method, Method):
-            found.append(method)
-    return {m.name: m for m in sorted(found, key=lambda m: (m.order, m.name))}
+REGISTRY: dict[str, Method] = {m.name: m for m in (direct.METHOD, fft.METHOD, separable.METHOD)}
 
 
-REGISTRY: dict[str, Method] = discover(__path__, __name__)
+def register(method: Method) -> None:
+    """Add ``method`` to :data:`REGISTRY` (last: it loses ties), or replace the one of its
+    name; every memo of the planner's choices is forgotten."""
+    if not isinstance(method, Method):
+        raise TypeError(f"`method` must be a gridconv Method, got {type(method).__name__}.")
+    REGISTRY[method.name] = method
+    _memo.clear()
 
-__all__ = ["REGISTRY", "KernelCache", "Method", "discover"]
+
+def unregister(name: str) -> Method:
+    """Remove the method ``name`` from :data:`REGISTRY` (and forget the planner's choices);
+    returns it."""
+    if name not in REGISTRY:
+        raise ValueError(f"`name`: no method {name!r} is registered; got one of {list(REGISTRY)}.")
+    method = REGISTRY.pop(name)
+    _memo.clear()
+    return method
+
+
+__all__ = ["REGISTRY", "KernelCache", "Method", "Workload", "register", "unregister"]

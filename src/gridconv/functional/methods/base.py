@@ -1,14 +1,15 @@
-"""What every convolution method shares: the :class:`Method` record the registry holds, and
-the caches of transformed kernels (a layer's :class:`KernelCache`, and the small per-tensor
-ones kept for functional calls).
+"""What every convolution method shares: the :class:`Method` record the registry holds, the
+:class:`Workload` its cost model prices, which gradients a call wants, and the caches of
+transformed kernels (a layer's :class:`KernelCache`, and the small per-tensor ones kept for
+functional calls).
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, overload
 
 import torch
 from torch import Tensor
@@ -80,7 +81,7 @@ SMALL_CACHES: dict[int, tuple[weakref.ref[Tensor], KernelCache]] = _memo.registe
 )
 
 
-def small(cache: KernelCache | None, w: Tensor) -> KernelCache:
+def cache_for(cache: KernelCache | None, w: Tensor) -> KernelCache:
     """``cache`` itself, or the small cache kept with the tensor ``w`` while it lives."""
     if cache is not None:
         return cache
@@ -98,37 +99,83 @@ def small(cache: KernelCache | None, w: Tensor) -> KernelCache:
     return kept
 
 
-def wants_grad(*tensors: Tensor) -> bool:
-    """Whether autograd will want a gradient through any of ``tensors`` here and now."""
-    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+@overload
+def wanted_grads(t: Tensor, /) -> tuple[bool]: ...
+@overload
+def wanted_grads(x: Tensor, w: Tensor, /) -> tuple[bool, bool]: ...
+def wanted_grads(*tensors: Tensor) -> tuple[bool, ...]:
+    """Per tensor, whether autograd will want its gradient here and now: ``wanted_grads(x, w)``
+    is ``(want_x, want_w)``, the pass that will run."""
+    enabled = torch.is_grad_enabled()
+    return tuple(enabled and t.requires_grad for t in tensors)
 
 
 Runner = Callable[[Tensor, Tensor, ConvSpec, "KernelCache | None"], Tensor]
 
 
 @dataclass(frozen=True)
+class Workload:
+    """What a method's cost model prices: one convolution, and the pass that will run.
+
+    Attributes:
+        batch: images in the batch.
+        out_channels: kernels.
+        spec: the validated convolution.
+        device: ``"cpu"`` or ``"cuda"`` (the device's type).
+        dtype: the input's dtype.
+        grads: the gradients the pass computes (of the input, of the kernel); none: forward.
+        kept: whether the method's prepared kernel (an FFT spectrum, say) is kept from an
+            earlier call, so that the call does not prepare it again.
+    """
+
+    batch: int
+    out_channels: int
+    spec: ConvSpec
+    device: str = "cpu"
+    dtype: torch.dtype = torch.float32
+    grads: tuple[bool, bool] = (False, False)
+    kept: bool = False
+
+
+def _never(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
 class Method:
-    """One way to compute a convolution, as the dispatcher and the planner see it.
+    """One way to compute a convolution, as the dispatcher and the planner see it. What only
+    some methods need is a hook with a default that fits the others.
 
     Attributes:
         name: what ``conv(method=...)`` calls it.
         run: ``(x, w, spec, cache) -> output`` without bias, for a batched, validated ``x``;
             differentiable, with the method's own backward pass.
-        seconds: ``(batch, out_channels, spec, device, *, kept, compiled) -> seconds``,
-            the cost model's prediction (keywords a method has no use for are ignored).
-        order: the method's place among the candidates (ties go to the lower).
+        seconds: ``(Workload) -> seconds``, the cost model's prediction.
+        memory: ``(Workload) -> bytes``, the predicted extra peak memory of a training step
+            (forward and backward, float32), which the planner charges for.
         plannable: whether ``auto`` may consider it for a ``spec`` (before any check of the
             kernel's values).
-        memory: ``(batch, out_channels, spec) -> bytes``, the predicted extra peak memory of
-            a training step (forward and backward, float32), which the planner charges for.
+        usable: ``(w, cache) -> bool``, a check of the kernel's values that ``auto`` makes
+            only when the method would win (the separable method: an exactly separable
+            kernel); None: any kernel will do. A method with a check is never auto's choice
+            while tracing, where values are unknown.
+        keeps_kernel: ``(x, w, spec, cache) -> bool``, whether the method keeps what it
+            prepares from ``w`` between calls (then priced with ``Workload.kept``).
+        portable: whether its traced program runs on other runtimes (``torch.export`` for
+            ONNX, which has no complex tensors): under export, ``auto`` takes only these.
+        constants: the live tables of the cost model's calibrated constants, per device
+            type: what :func:`gridconv.plan.constants` reads and ``set_constants`` sets.
     """
 
     name: str
     run: Runner
-    seconds: Callable[..., float]
-    order: int
+    seconds: Callable[[Workload], float]
+    memory: Callable[[Workload], float] = lambda work: 0.0
     plannable: Callable[[ConvSpec], bool] = lambda spec: True
-    memory: Callable[[int, int, ConvSpec], float] = lambda batch, out_channels, spec: 0.0
+    usable: Callable[[Tensor, KernelCache | None], bool] | None = None
+    keeps_kernel: Callable[[Tensor, Tensor, ConvSpec, KernelCache | None], bool] = _never
+    portable: bool = True
+    constants: Mapping[str, tuple[dict[str, float], ...]] = field(default_factory=dict)
 
 
 def register_conv_autograd(

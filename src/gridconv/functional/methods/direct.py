@@ -9,26 +9,18 @@ from __future__ import annotations
 
 import math
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from gridconv import _memo
-from gridconv.functional._spec import ConvSpec
+from gridconv.functional._spec import TORCH_CONV, ConvSpec
 from gridconv.functional._trace import constant
-from gridconv.functional.methods.base import KernelCache, Method
+from gridconv.functional.methods.base import KernelCache, Method, Workload
 from gridconv.functional.padding import pad
 
-_TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-
-# Fitted on a 2-core x86 CPU (AVX2, torch with oneDNN and MKL) by benchmarks/calibrate.py,
-# to a log-time rms error of 0.22-0.45 (a factor of 1.25-1.6), with freed memory kept
-# (gridconv.keep_freed_memory). torch's direct convolution has three regimes: a JIT kernel
-# for kernels up to 8 wide, depthwise up to 10 (slower in 3-D and at few channels; the
-# calibration grid had no 8 or 10: measured apart, the rate drops 2-3x from 8 to 9, and
-# depthwise from 10 to 11, in 1-D, 2-D and 3-D alike), im2col + GEMM above that, and a naive
-# reference loop (about 0.4 GMAC/s) for a single channel or when the im2col buffer would be
-# huge.
+# torch's direct convolution has three regimes: a JIT kernel for kernels up to 8 wide
+# (depthwise up to 10), im2col + GEMM above that, and a naive reference loop for a single
+# channel or a huge im2col buffer. Fitted by benchmarks/calibrate.py: see
+# benchmarks/results/cost-model.md#direct.
 CPU = {
     "direct_jit_gmacs": 101.0,  # GMAC/s with many channel pairs; half of it at `..._half`
     "direct_jit_half": 22.7,
@@ -41,10 +33,8 @@ CPU = {
     "direct_im2col_limit": 4.8e8,  # im2col elements above which oneDNN gives up on GEMM
     "direct_per_point": 1.43e-9,  # seconds per padded input element (copies)
     "direct_overhead": 3.62e-5,
-    # The backward pass (per gradient, input or kernel): at the forward's rate, but where
-    # oneDNN has no fast backward kernel. Measured on the train suite's neighbours:
-    # depthwise kernels up to 10 wide (fast forward, 24-50x slower backward), 1-D kernels
-    # of every width (K7-K64: 4-16x the forward), 2-D kernels past 13 wide (K15: 9-16x).
+    # The backward pass (per gradient): at the forward's rate, but where oneDNN has no fast
+    # backward kernel (see benchmarks/results/cost-model.md#direct-backward).
     "direct_backward_depthwise_gmacs": 3.3,
     "direct_backward_slow_gmacs": 4.0,
 }
@@ -80,25 +70,18 @@ def padded_points(batch: int, spec: ConvSpec) -> int:
     return batch * spec.in_channels * math.prod(spec.padded_size)
 
 
-def seconds(
-    batch: int,
-    out_channels: int,
-    spec: ConvSpec,
-    device: torch.device,
-    *,
-    grads: tuple[bool, bool] = (False, False),
-    **_: object,
-) -> float:
+def seconds(work: Workload) -> float:
     """Predicted time of torch's direct convolution: forward, plus the backward pass of
-    each gradient ``grads`` wants (of the input, of the kernel)."""
-    forward, rate = _forward(batch, out_channels, spec, device)
-    if not any(grads):
+    each gradient ``work.grads`` wants (of the input, of the kernel)."""
+    batch, out_channels, spec = work.batch, work.out_channels, work.spec
+    forward, rate = _forward(batch, out_channels, spec, work.device)
+    if not any(work.grads):
         return forward
-    c = CUDA if device.type == "cuda" else CPU
+    c = CUDA if work.device == "cuda" else CPU
     macs = _macs(batch, out_channels, spec)
     widest = max(spec.kernel_size)
     group_in = spec.in_channels // spec.groups
-    if device.type == "cuda":
+    if work.device == "cuda":
         backward_rate = rate
     elif group_in == 1 and spec.groups > 1 and widest <= JIT_WIDEST_DEPTHWISE:
         backward_rate = c["direct_backward_depthwise_gmacs"]  # no JIT kernel backward
@@ -107,7 +90,7 @@ def seconds(
     else:
         backward_rate = rate
     per_gradient = macs / (backward_rate * 1e9) + c["direct_per_point"] * padded_points(batch, spec)
-    return forward + sum(grads) * per_gradient
+    return forward + sum(work.grads) * per_gradient
 
 
 def _macs(batch: int, out_channels: int, spec: ConvSpec) -> int:
@@ -117,11 +100,9 @@ def _macs(batch: int, out_channels: int, spec: ConvSpec) -> int:
     )
 
 
-def _forward(
-    batch: int, out_channels: int, spec: ConvSpec, device: torch.device
-) -> tuple[float, float]:
+def _forward(batch: int, out_channels: int, spec: ConvSpec, device: str) -> tuple[float, float]:
     """Seconds of the forward pass, and its rate in GMAC/s."""
-    c = CUDA if device.type == "cuda" else CPU
+    c = CUDA if device == "cuda" else CPU
     group_in = spec.in_channels // spec.groups
     pairs = group_in * out_channels // spec.groups  # channel pairs per group
     taps = math.prod(spec.kernel_size)
@@ -147,11 +128,11 @@ def _forward(
     return macs / (rate * 1e9) + c["direct_per_point"] * points + c["direct_overhead"], rate
 
 
-def memory(batch: int, out_channels: int, spec: ConvSpec) -> float:
+def memory(work: Workload) -> float:
     """Extra peak bytes of a training step: the padded input (or its gradient) and the
     output, its gradient and their temporaries (measured 16 MB at N4 C16 O16 128x128 K9)."""
-    outputs = batch * out_channels * math.prod(spec.output_size)
-    return 4.0 * (padded_points(batch, spec) + 3 * outputs)
+    outputs = work.batch * work.out_channels * math.prod(work.spec.output_size)
+    return 4.0 * (padded_points(work.batch, work.spec) + 3 * outputs)
 
 
 @constant
@@ -170,8 +151,14 @@ def run(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None = None) 
     symmetric, rest = split_padding(spec)
     if rest is not None:
         x = pad(x, rest, spec.padding_mode)
-    conv_nd = _TORCH_CONV[spec.ndim]
+    conv_nd = TORCH_CONV[spec.ndim]
     return conv_nd(x, w, None, spec.stride, symmetric, spec.dilation, spec.groups)
 
 
-METHOD = Method(name="direct", run=run, seconds=seconds, order=0, memory=memory)
+METHOD = Method(
+    name="direct",
+    run=run,
+    seconds=seconds,
+    memory=memory,
+    constants={"cpu": (CPU,), "cuda": (CUDA,)},
+)

@@ -1,23 +1,22 @@
 """``method="auto"``: which algorithm computes a convolution fastest, per shape.
 
-By default each method's cost model (in its module beside this one), calibrated on a 2-core
-x86 CPU (benchmarks/calibrate.py), predicts
-the time of each method in microseconds of arithmetic; it costs a few microseconds and its
-answer is memoised per shape. Inside ``with planning("measure"):`` the candidates are timed
+:func:`auto` is the one entry: the dispatcher asks it, and it knows the methods only
+through :data:`~gridconv.functional.methods.REGISTRY`. By default each method's cost model
+(in its module beside this one), calibrated on a 2-core x86 CPU (benchmarks/calibrate.py),
+predicts the time of each method; it costs a few microseconds and its answer is memoised per
+shape and kept with the kernel. Inside ``with planning("measure"):`` the candidates are timed
 once per (shape, dtype, device) and the winner is cached, as ``torch.backends.cudnn.benchmark``
-and FFTW's planner do; ``wisdom=PATH`` keeps that cache in a JSON file between runs.
+and FFTW's planner do; ``wisdom=PATH`` keeps that cache in a JSON file between runs
+(:mod:`.wisdom`). While tracing, the choice is the cost model's, a constant of the program.
 """
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
-import json
+import dataclasses
 import os
-import tempfile
 import time
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import torch
@@ -26,8 +25,9 @@ from torch import Tensor
 from gridconv import _memo
 from gridconv._checks import check_choice, describe
 from gridconv.functional._spec import ConvSpec
-from gridconv.functional.methods import REGISTRY, direct, fft, separable
-from gridconv.functional.methods import compiled as overlap_save
+from gridconv.functional._trace import constant, exporting, tracing
+from gridconv.functional.methods import REGISTRY, wisdom
+from gridconv.functional.methods.base import KernelCache, Workload, cache_for, wanted_grads
 
 __all__ = [
     "MODES",
@@ -39,79 +39,54 @@ __all__ = [
 ]
 
 MODES = ("estimate", "measure")
-WISDOM_FORMAT = "gridconv-wisdom"
-WISDOM_VERSION = 2  # 2: training passes keyed apart (1 had forward keys only: still read)
-WISDOM_READ = (1, 2)
-
-# --- the cost model -------------------------------------------------------------------
-# Each method keeps its calibrated constants and its cost in its own module; these names are
-# the planner's view of them.
-direct_seconds = direct.seconds
-fft_seconds = fft.seconds
-separable_seconds = separable.seconds
-_MODULES = (direct, fft, overlap_save, separable)
+WISDOM_VERSION = wisdom.VERSION
 
 
+# --- the cost model ---------------------------------------------------------------------
 def constants(device: str = "cpu") -> dict[str, float]:
     """Every method's cost-model constants for ``device`` ("cpu" or "cuda"), by name; a
     copy (see :func:`set_constants`)."""
     found: dict[str, float] = {}
-    for module in _MODULES:
-        found.update(getattr(module, device.upper(), module.CPU))
+    for method in REGISTRY.values():
+        for table in method.constants.get(device, ()):
+            found.update(table)
     return found
 
 
 def set_constants(values: dict[str, float], device: str = "cpu") -> None:
-    """Set cost-model constants by name, each in the module of the method it belongs to
+    """Set cost-model constants by name, each in the table of the method it belongs to
     (what benchmarks/calibrate.py fits)."""
+    tables = [t for m in REGISTRY.values() for t in m.constants.get(device, ())]
     for name, value in values.items():
-        owners = [m for m in _MODULES if name in getattr(m, device.upper(), {})]
+        owners = [table for table in tables if name in table]
         if not owners:
             raise ValueError(f"`values`: no method has a constant {name!r}")
-        for module in owners:
-            getattr(module, device.upper())[name] = value
+        for table in owners:
+            table[name] = value
 
 
-def estimates(
-    batch: int,
-    out_channels: int,
-    spec: ConvSpec,
-    device: torch.device,
-    kept: bool = False,
-    compiled: bool = False,
-    grads: tuple[bool, bool] = (False, False),
-) -> dict[str, float]:
-    """Predicted seconds of each method (separable assuming a rank-one kernel; FFT without
-    transforming the kernel when its spectrum is ``kept``, by the compiled 1-D kernel when
-    ``compiled``): of the forward pass, plus the backward pass for the gradients ``grads``
-    wants, of the input and of the kernel, plus, for such a training step, a charge for
-    its extra peak memory (see ``MEMORY_SECONDS_PER_BYTE``)."""
+def estimates(work: Workload, kept: Collection[str] = ()) -> dict[str, float]:
+    """Predicted seconds of each method that may run ``work`` (separable assuming a
+    rank-one kernel; the methods named in ``kept`` without preparing their kernel again):
+    of the forward pass, plus the backward pass for the gradients ``work.grads`` wants,
+    plus, for such a training step, a charge for its extra peak memory (see
+    ``MEMORY_SECONDS_PER_BYTE``)."""
     times = {}
+    training = any(work.grads) and work.device == "cpu"
     for name, method in REGISTRY.items():
-        if not method.plannable(spec):
+        if not method.plannable(work.spec):
             continue
-        times[name] = method.seconds(
-            batch, out_channels, spec, device, kept=kept, compiled=compiled, grads=grads
-        )
-        if any(grads) and device.type == "cpu":
-            times[name] += MEMORY_SECONDS_PER_BYTE * method.memory(batch, out_channels, spec)
+        priced = dataclasses.replace(work, kept=name in kept) if kept else work
+        times[name] = method.seconds(priced)
+        if training:
+            times[name] += MEMORY_SECONDS_PER_BYTE * method.memory(priced)
     return times
 
 
 # What a training step's extra peak memory is charged, in seconds per byte: about the cost
-# of first touching freshly mapped pages (glibc returns large blocks to the system, so each
-# step maps its temporaries anew), and a thumb on the scale for the method that needs less.
-# The FFT's kernel spectra (C_out * C_in / groups transforms) make it need several times
-# direct's memory with many channels: 79 MB against 16 at N4 C16 O16 128x128 K9, where it
-# still wins (29 ms against 39); at 7 x 7 the charge tips the choice to direct (measured
-# 23.6 ms against the FFT's 27.1).
+# of first touching freshly mapped pages, and a thumb on the scale for the method that
+# needs less (see benchmarks/results/cost-model.md#memory).
 MEMORY_SECONDS_PER_BYTE = 1e-10
-
-
-def wanted_grads(x: Tensor, w: Tensor) -> tuple[bool, bool]:
-    """Which gradients the pass that will run computes: of the input, of the kernel."""
-    enabled = torch.is_grad_enabled()
-    return enabled and x.requires_grad, enabled and w.requires_grad
 
 
 def pass_name(grads: tuple[bool, bool]) -> str:
@@ -135,11 +110,12 @@ class _Generation:
     def __init__(self) -> None:
         self.value = 0
 
-    def clear(self) -> None:
+    def advance(self) -> None:
         self.value += 1
 
 
-_generation = _memo.register("planner: generation", _Generation())
+_generation = _Generation()
+_memo.register("planner: generation", _generation.advance)
 
 
 def current_mode() -> str:
@@ -157,14 +133,15 @@ def plan_key(
     x: Tensor,
     w: Tensor,
     spec: ConvSpec,
-    separable: bool,
+    usable: bool,
     kept: bool = False,
     grads: tuple[bool, bool] = (False, False),
 ) -> str:
     """What a measured choice depends on: shapes, hyper-parameters, dtype and device,
-    whether the kernel is exactly separable and its spectrum kept, and the pass (forward
-    keys have no pass in them, as in version-1 wisdom files)."""
-    return _plan_key(x.device.type, x.dtype, x.shape, w.shape, spec, separable, kept, grads)
+    whether the methods that check the kernel's values may run (``sep``: the separable
+    method, an exactly separable kernel) and whether a prepared kernel is kept, and the
+    pass (forward keys have no pass in them, as in version-1 wisdom files)."""
+    return _plan_key(x.device.type, x.dtype, x.shape, w.shape, spec, usable, kept, grads)
 
 
 @_memo.cached()  # asked on every call under planning("measure")
@@ -174,7 +151,7 @@ def _plan_key(
     x_shape: tuple[int, ...],
     w_shape: tuple[int, ...],
     spec: ConvSpec,
-    separable: bool,
+    usable: bool,
     kept: bool,
     grads: tuple[bool, bool] = (False, False),
 ) -> str:
@@ -189,13 +166,51 @@ def _plan_key(
             "d" + ",".join(map(str, spec.dilation)),
             f"g{spec.groups}",
             spec.padding_mode,
-            "sep" if separable else "nosep",
+            "sep" if usable else "nosep",
             *(["kept"] if kept else []),
             *([pass_name(grads)] if any(grads) else []),
         ]
     )
 
 
+# --- auto's choice ----------------------------------------------------------------------
+def auto(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None) -> str:
+    """The method ``conv(method="auto")`` uses for this call of a batched, validated ``x``.
+
+    Eagerly, the choice is kept with the kernel (a layer's ``cache``, or the small cache kept
+    with ``w``), so that the next call with this kernel and shape skips the planner. While
+    tracing, it is the cost model's, from the traced shapes (nothing measured or kept),
+    among the methods that run for any kernel values, and the portable ones under
+    ``torch.export``.
+    """
+    grads = wanted_grads(x, w)
+    if tracing():
+        device = x.device.type
+        return _traced_choice(x.shape[0], w.shape[0], spec, device, x.dtype, grads, exporting())
+    key = ("auto", state(), x.shape[0], spec, grads)
+    return cache_for(cache, w).get(w, key, lambda: choose(x, w, spec, cache))
+
+
+@constant
+def _traced_choice(
+    batch: int,
+    out_channels: int,
+    spec: ConvSpec,
+    device: str,
+    dtype: torch.dtype,
+    grads: tuple[bool, bool],
+    portable: bool,
+) -> str:
+    times = estimates(Workload(batch, out_channels, spec, device, dtype, grads))
+    allowed = [
+        name
+        for name in times
+        if REGISTRY[name].usable is None and (REGISTRY[name].portable or not portable)
+    ]
+    return min(allowed, key=times.__getitem__)
+
+
+# --- measuring ---------------------------------------------------------------------------
 # A method faster than this (seconds) is called once untimed before each timed call: timed
 # right after another method, it pays for what that one left in the caches (measured: a
 # 0.48 ms direct 5 x 5 convolution timed at 0.68 ms right after the separable method).
@@ -244,50 +259,44 @@ def _time(runners: dict[str, Callable[[], Tensor]], device: torch.device) -> dic
     return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
 
 
-def choose(
-    x: Tensor,
-    w: Tensor,
-    spec: ConvSpec,
-    runner: Callable[[str], Callable[[], Tensor]],
-    separable: Callable[[], bool],
-    kept: bool = False,
-) -> str:
-    """The method ``conv(method="auto")`` uses for this call.
-
-    Args:
-        x, w, spec: the validated, batched convolution.
-        runner: gives a zero-argument function that runs a method, when measuring: the
-            forward pass, and the backward pass too where ``x`` or ``w`` wants a gradient
-            (the pass that will run is the one timed, and the one costed).
-        separable: says (lazily) whether the kernel is exactly separable.
-        kept: whether the kernel's spectrum is kept between calls (the FFT method then
-            does not transform it again).
-    """
-    mode = _mode.get()
-    out_channels = w.shape[0]
-    compiled = overlap_save.applies(x, w, spec)
+def choose(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None) -> str:
+    """The planner's choice for this call, by the cost model or (under ``planning("measure")``)
+    by timing the candidates; a method with a check of the kernel's values only where the
+    check passes. Measuring times the pass that will run: the forward pass, and the
+    backward pass too where ``x`` or ``w`` wants a gradient."""
     grads = wanted_grads(x, w)
-    if mode == "estimate":
-        key = (x.device.type, x.shape[0], out_channels, spec, kept, compiled, grads)
+    work = Workload(x.shape[0], w.shape[0], spec, x.device.type, x.dtype, grads)
+    kept = tuple(n for n, m in REGISTRY.items() if m.keeps_kernel(x, w, spec, cache))
+    checked = [n for n, m in REGISTRY.items() if m.usable is not None and m.plannable(spec)]
+
+    def usable(name: str) -> bool:
+        check = REGISTRY[name].usable
+        return check is None or check(w, cache)
+
+    if _mode.get() == "estimate":
+        key = (work, kept)
         ranked = _estimated.get(key)
         if ranked is None:
-            times = estimates(x.shape[0], out_channels, spec, x.device, kept, compiled, grads)
+            times = estimates(work, kept)
             if len(_estimated) > 4096:
                 _estimated.clear()
             ranked = _estimated.setdefault(key, tuple(sorted(times, key=times.__getitem__)))
-        if ranked[0] == "separable" and not separable():
-            return ranked[1]
-        return ranked[0]
-    exact = spec.ndim > 1 and separable()
-    measured_key = plan_key(x, w, spec, exact, kept, grads)
+        return next(name for name in ranked if usable(name))
+    passed = {name: usable(name) for name in checked}
+    measured_key = plan_key(x, w, spec, bool(passed) and all(passed.values()), bool(kept), grads)
     method = _measured.get(measured_key)
     if method is None:
-        guesses = estimates(x.shape[0], out_channels, spec, x.device, kept, compiled, grads)
-        if not exact:
-            guesses.pop("separable", None)
+        guesses = estimates(work, kept)
+        for name, ok in passed.items():
+            if not ok:
+                guesses.pop(name, None)
         best_guess = min(guesses.values())
         # Candidates the model puts 30x behind are not worth a (possibly very slow) run.
-        candidates = {n: runner(n) for n, guess in guesses.items() if guess <= 30 * best_guess}
+        candidates = {
+            name: _runner(REGISTRY[name].run, x, w, spec, cache)
+            for name, guess in guesses.items()
+            if guess <= 30 * best_guess
+        }
         timed = _time(candidates, x.device)
         fallback = min(guesses, key=guesses.__getitem__)
         method = _measured.setdefault(
@@ -296,78 +305,28 @@ def choose(
     return method
 
 
-# --- wisdom files -------------------------------------------------------------------------
-def _read_wisdom(path: Path) -> dict[str, str] | None:
-    """The entries of a wisdom file; None (with a warning) if it is not a usable one."""
-    try:
-        data = json.loads(path.read_text())
-    except (FileNotFoundError, NotADirectoryError):  # nothing saved there yet
-        return {}
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        warnings.warn(
-            f"gridconv: ignoring wisdom file {path}: not readable JSON ({err}).", stacklevel=3
-        )
-        return None
-    if not isinstance(data, dict) or data.get("format") != WISDOM_FORMAT:
-        warnings.warn(
-            f"gridconv: ignoring {path}: not a gridconv wisdom file (no 'format': "
-            f"'{WISDOM_FORMAT}').",
-            stacklevel=3,
-        )
-        return None
-    entries = data.get("entries")
-    if data.get("version") not in WISDOM_READ or not isinstance(entries, dict):
-        warnings.warn(f"gridconv: ignoring {path}: wisdom of another version.", stacklevel=3)
-        return {}
-    valid = tuple(REGISTRY)
-    return {k: v for k, v in entries.items() if isinstance(k, str) and v in valid}
+def _runner(
+    run: Callable[..., Tensor], x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None
+) -> Callable[[], Tensor]:
+    """A zero-argument function that runs a method as the call will: forward alone, or
+    forward and backward on detached aliases (nothing reaches the caller's graph or .grad)."""
+    want_x, want_w = wanted_grads(x, w)
+    if not (want_x or want_w):
 
+        def forward() -> Tensor:
+            with torch.no_grad():
+                return run(x, w, spec, cache)
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock beside ``path`` (POSIX), so that concurrent savers merge in turn."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX: atomic replace alone
-        yield
-        return
-    with open(path.with_name(path.name + ".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        return forward
+    xs, ws = x.detach().requires_grad_(want_x), w.detach().requires_grad_(want_w)
 
+    def train() -> Tensor:
+        y = run(xs, ws, spec, None)
+        y.backward(torch.ones_like(y))
+        xs.grad = ws.grad = None
+        return y
 
-def _write_wisdom(path: Path, entries: dict[str, str]) -> None:
-    """Merge ``entries`` into the file at ``path``, atomically (temp file, fsync, rename)."""
-    try:
-        with _locked(path):
-            existing = _read_wisdom(path)
-            if existing is None:
-                warnings.warn(
-                    f"gridconv: left {path} untouched: it is not a wisdom file.", stacklevel=3
-                )
-                return
-            merged = {**existing, **entries}
-            text = json.dumps(
-                {"format": WISDOM_FORMAT, "version": WISDOM_VERSION, "entries": merged},
-                indent=1,
-                sort_keys=True,
-            )
-            fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-            try:
-                with os.fdopen(fd, "w") as f:
-                    f.write(text)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
-    except OSError as err:
-        warnings.warn(f"gridconv: could not save wisdom to {path}: {err}.", stacklevel=3)
+    return train
 
 
 class planning:  # lower case: used like a function, as torch.no_grad is
@@ -400,18 +359,18 @@ class planning:  # lower case: used like a function, as torch.no_grad is
 
     def __enter__(self) -> None:
         if self._path is not None:
-            _measured.update(_read_wisdom(self._path) or {})
-            _generation.clear()
+            _measured.update(wisdom.read(self._path, REGISTRY) or {})
+            _generation.advance()
         self._tokens.append(_mode.set(self._mode))
 
     def __exit__(self, *exc: object) -> None:
         _mode.reset(self._tokens.pop())
         if self._path is not None:
-            _write_wisdom(self._path, dict(_measured))
+            wisdom.write(self._path, dict(_measured), REGISTRY)
 
 
 def clear() -> None:
     """Forget every measured and estimated choice of this process."""
     _measured.clear()
     _estimated.clear()
-    _generation.clear()
+    _generation.advance()

@@ -8,6 +8,7 @@ passes run forward and the direct convolution's exact gradients run backward.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -18,7 +19,7 @@ from gridconv import _memo
 from gridconv.functional._spec import ConvSpec
 from gridconv.functional._trace import constant, tracing
 from gridconv.functional.methods import direct
-from gridconv.functional.methods.base import KernelCache, Method, small, wants_grad
+from gridconv.functional.methods.base import KernelCache, Method, Workload, cache_for, wanted_grads
 from gridconv.functional.padding import pad, pad_adjoint
 from gridconv.functional.separable import apply_separable, decompose, is_rank_one
 
@@ -37,30 +38,20 @@ CUDA = {
 }
 
 
-def seconds(
-    batch: int,
-    out_channels: int,
-    spec: ConvSpec,
-    device: torch.device,
-    rank: int = 1,
-    *,
-    grads: tuple[bool, bool] = (False, False),
-    **_: Any,
-) -> float:
+def seconds(work: Workload, rank: int = 1) -> float:
     """Predicted time of ``rank``-term separable passes, plus the backward pass of each
-    gradient ``grads`` wants: autograd through the passes for the input alone (about the
-    passes' own time again), the direct convolution's backward when the kernel wants one."""
-    passes = _passes(batch, out_channels, spec, device, rank)
-    if grads[1]:
-        exact = direct.seconds(batch, out_channels, spec, device, grads=grads)
-        return passes + exact - direct.seconds(batch, out_channels, spec, device)
-    return passes * (1 + grads[0])
+    gradient ``work.grads`` wants: autograd through the passes for the input alone (about
+    the passes' own time again), the direct convolution's backward when the kernel wants
+    one."""
+    passes = _passes(work.batch, work.out_channels, work.spec, work.device, rank)
+    if work.grads[1]:
+        forward = dataclasses.replace(work, grads=(False, False))
+        return passes + direct.seconds(work) - direct.seconds(forward)
+    return passes * (1 + work.grads[0])
 
 
-def _passes(
-    batch: int, out_channels: int, spec: ConvSpec, device: torch.device, rank: int
-) -> float:
-    c = CUDA if device.type == "cuda" else CPU
+def _passes(batch: int, out_channels: int, spec: ConvSpec, device: str, rank: int) -> float:
+    c = CUDA if device == "cuda" else CPU
     fan = spec.in_channels * out_channels // spec.groups * rank
     size = list(spec.padded_size)
     macs = points = moved = 0
@@ -84,10 +75,10 @@ def tolerance(dtype: torch.dtype, ulps: float) -> float:
 def exactly_separable(w: Tensor, cache: KernelCache | None) -> bool:
     """Whether auto may take this method for ``w``: separable to rounding, no gradient wanted
     (the answer is kept with the kernel)."""
-    if w.ndim < 4 or wants_grad(w):
+    if w.ndim < 4 or any(wanted_grads(w)):
         return False
     rtol = tolerance(w.dtype, 32)
-    return small(cache, w).get(w, "rank-one", lambda: is_rank_one(w, rtol))
+    return cache_for(cache, w).get(w, "rank-one", lambda: is_rank_one(w, rtol))
 
 
 class _ExactSeparable(torch.autograd.Function):
@@ -129,8 +120,8 @@ def run(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None = None) 
     if tracing():  # the rank depends on the kernel's values: no graph can hold it
         return direct.run(x, w, spec)
     rtol = tolerance(w.dtype, 8)
-    kernel = small(cache, w).get(w, "separable", lambda: decompose(w, rtol=rtol))
-    if wants_grad(w):
+    kernel = cache_for(cache, w).get(w, "separable", lambda: decompose(w, rtol=rtol))
+    if any(wanted_grads(w)):
         return _ExactSeparable.apply(x, w, spec, kernel)
     return apply_separable(x, kernel, spec)
 
@@ -139,7 +130,9 @@ METHOD = Method(
     name="separable",
     run=run,
     seconds=seconds,
-    order=2,
-    plannable=lambda spec: spec.ndim > 1,
     memory=direct.memory,  # its backward is the direct convolution's
+    plannable=lambda spec: spec.ndim > 1,
+    usable=exactly_separable,
+    portable=False,  # it runs direct while tracing; auto takes direct itself there
+    constants={"cpu": (CPU,), "cuda": (CUDA,)},
 )

@@ -22,8 +22,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gridconv import _memo
-from gridconv._shapes import trailing
+from gridconv._shapes import ceil_div, interleaved, trailing
 from gridconv.functional._spec import ConvSpec
+from gridconv.functional.methods.fft import transforms
+from gridconv.functional.methods.fft.transforms import FFTKernel
 from gridconv.functional.padding import pad_adjoint
 
 
@@ -94,8 +96,7 @@ def input_gradient(
     ]
     gx = gx[trailing(slice(0, e) for e in extents)]
     # (N * prod(tiles), C, *e) -> (N, C, t_1, e_1, t_2, e_2, ...), then overlap-add per dim
-    gx = gx.reshape(N, *tiles, C, *extents)
-    gx = gx.permute(0, d + 1, *(j for i in range(d) for j in (1 + i, d + 2 + i)))
+    gx = interleaved(gx.reshape(N, *tiles, C, *extents), d + 1, 1, d + 2, d)
     for i in range(d):
         gx = _overlap_add(gx, 2 + i, blocks[i])
     gx = gx[trailing(slice(0, p) for p in spec.padded_size)]
@@ -111,7 +112,7 @@ def _overlap_add(t: Tensor, axis: int, block: int) -> Tensor:
     if T == 1:
         return t[..., 0, :].movedim(-1, axis)
     lead = t.shape[:-2]
-    parts = -(-e // block)  # each tile, cut into block-long parts
+    parts = ceil_div(e, block)  # each tile, cut into block-long parts
     t = F.pad(t, (0, parts * block - e)).reshape(*lead, T, parts, block)
 
     def part(j: int) -> Tensor:
@@ -193,3 +194,48 @@ def _inverse_rows(
             scale[-1] /= 2  # the Nyquist bin has no mirror
     rows = torch.polar(scale.expand_as(phase).contiguous(), phase).to(dtype)
     return rows if real else rows.T.contiguous()
+
+
+# --- the backward pass, composed -------------------------------------------------------------
+def gradients(
+    g: Tensor,
+    kernel: FFTKernel,
+    xs: Tensor | None,
+    spec: ConvSpec,
+    tiles: list[int],
+    N: int,
+    want_x: bool,
+) -> tuple[Tensor | None, Tensor | None]:
+    """The input gradient (if ``want_x``) and the kernel gradient (if ``xs``, the input's
+    spectra in the mixing's layout, is given), in the compute dtype."""
+    depthwise = kernel.spectrum.ndim == 3
+    g = g.to(transforms.compute_dtype(g.dtype))
+    g_hat = gradient_spectra(g, spec, kernel.blocks, kernel.lengths, tiles, depthwise, spec.groups)
+    gx = gw = None
+    shifts = kernel.shifts or (None,) * spec.ndim
+    if want_x:
+        gx = input_gradient(
+            g_hat, kernel.spectrum, spec, kernel.blocks, kernel.lengths, tiles, N, shifts
+        )
+    if xs is not None:
+        gw = kernel_gradient(
+            g_hat, xs, spec, kernel.lengths, kernel.out_channels, depthwise, shifts
+        )
+    return gx, gw
+
+
+def double_backward(
+    x: Tensor, w: Tensor, g: Tensor, spec: ConvSpec, want_x: bool, want_w: bool
+) -> tuple[Tensor | None, Tensor | None]:
+    """The gradients from ``x`` and ``w`` by differentiable ops, for autograd to go through."""
+    kernel = transforms.prepare_fft(w, spec)
+    xs = transforms.input_spectra(x, kernel, spec)[0] if want_w else None
+    gx, gw = gradients(
+        g, kernel, xs, spec, transforms.tiles_per_dim(kernel, spec), x.shape[0], want_x
+    )
+    return cast(gx, x), cast(gw, w)
+
+
+def cast(t: Tensor | None, like: Tensor) -> Tensor | None:
+    """``t`` in the dtype of ``like`` (None stays None)."""
+    return None if t is None else t.to(like.dtype)

@@ -2,20 +2,22 @@
 ``torch.export``): ``gridconv::fft_conv1d`` and its backward ``gridconv::fft_conv1d_backward``,
 each one opaque call with a fake implementation (the output's shape) and an autograd formula.
 
-Eager calls take :class:`gridconv.functional.methods.fft_run.CompiledFFTConv`, which keeps the
-kernel's transform between calls; the ops transform it on each call, as a traced program
-holds no cache. A double backward goes through the direct method's autograd (equal to
-rounding).
+Eager calls take :class:`.run.CompiledFFTConv`, which keeps the kernel's transform between
+calls; the ops transform it on each call, as a traced program holds no cache. A double
+backward goes through the direct method's autograd (equal to rounding).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from gridconv.functional._spec import ConvSpec, conv_spec
-from gridconv.functional.methods import compiled, direct
-from gridconv.functional.methods.base import register_conv_autograd
+from gridconv.functional.methods import direct
+from gridconv.functional.methods.base import register_conv_autograd, wanted_grads
+from gridconv.functional.methods.fft import overlap_save
 from gridconv.functional.padding import pad_adjoint
 
 
@@ -24,11 +26,11 @@ def traceable(x: Tensor, w: Tensor, spec: ConvSpec) -> bool:
     fit where the kernel wants a gradient (the ops have no fallback to torch's FFTs)."""
     if not all(isinstance(n, int) for n in (*x.shape, *w.shape)):
         return False
-    if not (torch.is_grad_enabled() and w.requires_grad):
+    if not any(wanted_grads(w)):
         return True
     C, O, G = spec.in_channels, w.shape[0], spec.groups
-    length = compiled.compiled_length(spec.padded_size[0], spec.span[0], C, O, G)
-    return length is not None and compiled.sums_fit(length, C, O, G)
+    length = overlap_save.compiled_length(spec.padded_size[0], spec.span[0], C, O, G)
+    return length is not None and overlap_save.sums_fit(length, C, O, G)
 
 
 def fft_conv1d_op(x: Tensor, w: Tensor, spec: ConvSpec) -> Tensor:
@@ -39,26 +41,14 @@ def fft_conv1d_op(x: Tensor, w: Tensor, spec: ConvSpec) -> Tensor:
     )
 
 
-def _spec(
-    x: Tensor,
-    w: Tensor,
-    before: int,
-    after: int,
-    stride: int,
-    dilation: int,
-    groups: int,
-    mode: str,
-) -> ConvSpec:
+def _spec(x: Tensor, w: Tensor, *params: Any) -> ConvSpec:
+    """The spec of the ops' ``(before, after, stride, dilation, groups, padding_mode)``."""
+    before, after, stride, dilation, groups, mode = params
+    padding = [(before, after)]
     return conv_spec(
-        w,
-        x.shape[1],
-        x.shape[2:],
-        stride=stride,
-        padding=[(before, after)],
-        dilation=dilation,
-        groups=groups,
-        padding_mode=mode,
-    )
+        w, x.shape[1], x.shape[2:], stride=stride, padding=padding, dilation=dilation,
+        groups=groups, padding_mode=mode,
+    )  # fmt: skip
 
 
 @torch.library.custom_op("gridconv::fft_conv1d", mutates_args=(), device_types="cpu")
@@ -78,20 +68,14 @@ def fft_conv1d(
         ``(N, C_in, n), (C_out, C_in / groups, k) -> (N, C_out, o)``.
     """
     spec = _spec(x, w, before, after, stride, dilation, groups, padding_mode)
-    return compiled.apply(x, compiled.prepare(w, spec), spec).contiguous()
+    return overlap_save.apply(x, overlap_save.prepare(w, spec), spec).contiguous()
 
 
 @fft_conv1d.register_fake
 def _fft_conv1d_fake(
-    x: Tensor,
-    w: Tensor,
-    before: int,
-    after: int,
-    stride: int,
-    dilation: int,
-    groups: int,
-    padding_mode: str,
+    x: Tensor, w: Tensor, before: int, after: int, stride: int, dilation: int, *_: object
 ) -> Tensor:
+    """The output's shape (``groups`` and ``padding_mode`` do not change it)."""
     span = dilation * (w.shape[-1] - 1) + 1
     out = (x.shape[-1] + before + after - span) // stride + 1
     return x.new_empty(x.shape[0], w.shape[0], out)
@@ -117,8 +101,8 @@ def fft_conv1d_backward(
         ``(N, C_out, o), (N, C_in, n), w -> (N, C_in, n), w`` (or ``(0,)`` each).
     """
     spec = _spec(x, w, before, after, stride, dilation, groups, padding_mode)
-    kernel = compiled.prepare(w, spec)
-    gxp, gw = compiled.backward(x, g, kernel, spec, (want_x, want_w))
+    kernel = overlap_save.prepare(w, spec)
+    gxp, gw = overlap_save.backward(x, g, kernel, spec, (want_x, want_w))
     gx = x.new_empty(0) if gxp is None else pad_adjoint(gxp, spec.pairs, padding_mode)
     gw = w.new_empty(0) if gw is None else gw
     return gx.to(x.dtype).contiguous(), gw.to(w.dtype).contiguous()

@@ -1,30 +1,31 @@
-"""Timing harness: gridconv's methods against torch and scipy, side by side, in one run.
+"""The inference suites of ``gridconv bench``: gridconv's methods against torch, scipy and
+kornia, side by side, in one run.
 
-Every case times all its candidates in interleaved rounds (so that the machine's noise hits
-them alike) and reports medians and the ratio of each to gridconv's ``auto``. Candidates
-slower than a few seconds are timed once. Nothing here prints: the command line does.
+Every case times all its candidates by the harness's protocol (:mod:`.harness`:
+interleaved rounds, so that the machine's noise hits them alike) and reports medians and the
+ratio of each to gridconv's ``auto``. Candidates slower than a few seconds are timed once.
+Nothing here prints: the command line does.
 """
 
 from __future__ import annotations
 
 import importlib
 import math
-import random
-import statistics
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from gridconv.bench.harness import time_interleaved
+from gridconv.functional._spec import TORCH_CONV, setup
 from gridconv.functional.conv import auto_method_for, conv
-from gridconv.functional.methods import planner as plan
+from gridconv.functional.methods import direct
+from gridconv.functional.methods.base import Workload
 from gridconv.functional.separable import decompose, separable_conv
+from gridconv.plan import planning
 
-_TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 GRIDCONV_METHODS = ("auto", "auto (measured)", "direct", "fft", "separable")
 
 
@@ -192,19 +193,16 @@ class Record:
 
 
 SKIP_DIRECT = 20.0  # seconds: gridconv's direct method is torch's kernel; time it once only
-WARM_BELOW = plan.WARM_BELOW  # seconds: faster candidates get an untimed call before each
 # Rounds for the fastest cases: a regret compares one median with the least of three, which
 # the noise of a 0.7 ms call (3-5 % here) biases upwards unless the medians are tight.
 MAX_ROUNDS = 100
 
 
 def _direct_estimate(x: torch.Tensor, w: torch.Tensor, case: Case) -> float:
-    from gridconv.functional._spec import setup
-
     xb, spec, _ = setup(
         x, w, None, stride=1, padding="same", dilation=1, groups=case.groups, padding_mode="zeros"
     )
-    return plan.direct_seconds(xb.shape[0], w.shape[0], spec, xb.device)
+    return direct.seconds(Workload(xb.shape[0], w.shape[0], spec, xb.device.type))
 
 
 def _candidates(case: Case, x: torch.Tensor, w: torch.Tensor) -> dict[str, Callable]:
@@ -219,7 +217,7 @@ def _candidates(case: Case, x: torch.Tensor, w: torch.Tensor) -> dict[str, Calla
         del found["direct"]  # torch's own column times the same kernel once: enough
 
     def measured() -> torch.Tensor:
-        with plan.planning("measure"):
+        with planning("measure"):
             return conv(x, w, **kw)
 
     found["auto (measured)"] = measured
@@ -227,7 +225,7 @@ def _candidates(case: Case, x: torch.Tensor, w: torch.Tensor) -> dict[str, Calla
         kernel = decompose(w)
         if kernel.rank == 1:  # only exactly separable kernels: the others would be slower
             found["separable"] = lambda: separable_conv(x, kernel, **kw)
-    found[f"torch conv{d}d"] = lambda: _TORCH_CONV[d](x, w, padding="same", groups=case.groups)
+    found[f"torch conv{d}d"] = lambda: TORCH_CONV[d](x, w, padding="same", groups=case.groups)
     found.update(_scipy_candidates(case, x, w))
     found.update(_kornia_candidate(x, w))
     return found
@@ -236,52 +234,28 @@ def _candidates(case: Case, x: torch.Tensor, w: torch.Tensor) -> dict[str, Calla
 def time_case(
     case: Case, rounds: int = 5, slow: float = 3.0, seed: int = 0, budget: float = 0.5
 ) -> Record:
-    """Median time of every candidate of ``case``, in at least ``rounds`` interleaved rounds.
-
-    Each round runs the candidates in a fresh random order, so that machine noise falls on
-    all alike. A candidate faster than ``WARM_BELOW`` is called twice in a row and timed on
-    the second call: otherwise it pays for the caches the previous candidate left (measured:
-    30-50 us on a 0.7 ms case, whichever candidate comes after torch's or scipy's). Fast
-    cases get more rounds, up to ``MAX_ROUNDS``, until the fastest candidate has had about
-    ``budget`` seconds (candidates 50 times slower than the fastest sit those out). A
-    candidate whose first (warm-up) call takes more than ``slow`` seconds is not run again:
-    that call is its time.
+    """Median time of every candidate of ``case``, in at least ``rounds`` interleaved rounds
+    (the protocol of :func:`gridconv.bench.harness.time_interleaved`), up to ``MAX_ROUNDS``
+    for fast cases (candidates 50 times slower than the fastest sit the extra ones out).
     """
     generator = torch.Generator().manual_seed(seed)
     x, w = case.tensors(generator)
     found = _candidates(case, x, w)
-    times: dict[str, list[float]] = {}
+    kw: dict[str, Any] = {"padding": "same", "groups": case.groups}
     with torch.no_grad():
         found["auto (measured)"]()  # plans: the measuring is not part of its time
-        for name, run in found.items():  # warm-up
-            start = time.perf_counter()
-            run()
-            times[name] = [time.perf_counter() - start]
-        fast = [name for name, t in times.items() if t[0] <= slow]
-        quickest = min((times[name][0] for name in fast), default=slow)
-        near = [name for name in fast if times[name][0] <= 50 * quickest]  # worth more rounds
-        warm = {name: times[name][0] < WARM_BELOW for name in fast}
-        order = random.Random(seed)
-        for name in fast:
-            times[name] = []
-        for i in range(max(rounds, min(MAX_ROUNDS, int(budget / max(quickest, 1e-6))))):
-            names = fast if i < rounds else near
-            order.shuffle(names)
-            for name in names:
-                if warm[name]:  # untimed: the timed call finds the caches as it left them
-                    found[name]()
-                start = time.perf_counter()
-                found[name]()
-                times[name].append(time.perf_counter() - start)
-        kw: dict[str, Any] = {"padding": "same", "groups": case.groups}
+        timings = time_interleaved(
+            found, rounds=rounds, max_rounds=MAX_ROUNDS, budget=budget, seed=seed, slow=slow,
+            near=50,
+        )  # fmt: skip
         auto_method = auto_method_for(x, w, **kw)
-        with plan.planning("measure"):
+        with planning("measure"):
             measured_method = auto_method_for(x, w, **kw)
     return Record(
         suite=case.suite,
         case=case.name,
-        seconds={k: statistics.median(v) for k, v in times.items()},
-        runs={k: len(v) for k, v in times.items()},
+        seconds=timings.seconds,
+        runs=timings.runs,
         auto_method=auto_method,
         measured_method=measured_method,
         kernel=case.kernel,

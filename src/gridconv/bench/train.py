@@ -1,7 +1,7 @@
 """The ``train`` benchmark suite: one forward + backward step of a convolution layer.
 
 Each case times, side by side in interleaved rounds (the protocol of
-:func:`gridconv.bench_local.time_steps`), a step whose input and kernel both want gradients
+:func:`gridconv.bench.harness.time_steps`), a step whose input and kernel both want gradients
 with: gridconv's ``auto`` (the cost model), ``auto`` under ``planning("measure")``, its
 ``direct`` and ``fft`` methods, torch's own convolution, fft-conv-pytorch where it is
 installed (an optional peer: ``pip install fft-conv-pytorch``), and, for long depthwise
@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import importlib
 import math
-import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,12 +24,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gridconv.bench_local import Steps, in_fresh_process, time_steps
-from gridconv.functional._spec import conv_spec
+from gridconv.bench.harness import Steps, in_fresh_process, time_steps
+from gridconv.functional._spec import TORCH_CONV, conv_spec
 from gridconv.functional.conv import auto_method_for, conv
-from gridconv.functional.methods import planner as plan
+from gridconv.functional.methods import direct
+from gridconv.functional.methods.base import Workload
+from gridconv.plan import planning
 
-_TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 METHODS = ("direct", "fft")
 COLUMNS = (
     "auto",
@@ -112,14 +112,14 @@ def forwards(
     kw: dict[str, Any] = {"padding": "same", "groups": G}
 
     def measured() -> torch.Tensor:
-        with plan.planning("measure"):
+        with planning("measure"):
             return conv(x, w, **kw)
 
     found: dict[str, Callable[[], torch.Tensor]] = {
         "auto": lambda: conv(x, w, **kw),
         "auto (measured)": measured,
         **{m: functools.partial(conv, x, w, method=m, **kw) for m in METHODS},
-        f"torch conv{d}d": lambda: _TORCH_CONV[d](x, w, **kw),
+        f"torch conv{d}d": lambda: TORCH_CONV[d](x, w, **kw),
     }
     if _direct_estimate(case) > SKIP_DIRECT:
         del found["direct"]  # torch's own column runs the same kernel (minutes here): once
@@ -164,9 +164,7 @@ def _direct_estimate(case: TrainCase) -> float:
         groups=case.groups,
         padding_mode="zeros",
     )
-    return plan.direct_seconds(
-        case.batch, case.out_channels, spec, torch.device("cpu"), grads=(True, True)
-    )
+    return direct.seconds(Workload(case.batch, case.out_channels, spec, grads=(True, True)))
 
 
 def steps(case: TrainCase, seed: int = 0) -> Steps:
@@ -209,7 +207,7 @@ def chosen(case: TrainCase) -> tuple[str, str]:
     kw: dict[str, Any] = {"padding": "same", "groups": case.groups}
     with torch.enable_grad():
         estimated = auto_method_for(x, w, **kw)
-        with plan.planning("measure"):
+        with planning("measure"):
             measured = auto_method_for(x, w, **kw)
     return estimated, measured
 
@@ -217,11 +215,9 @@ def chosen(case: TrainCase) -> tuple[str, str]:
 def measure_memory(case: TrainCase, name: str) -> dict[str, int] | None:
     """Peak bytes of one step above what is held before it, in a fresh process; None where
     ``/proc`` cannot tell (not Linux)."""
-    if not os.path.exists("/proc/self/clear_refs"):
-        return None
     return in_fresh_process(
-        "from gridconv.bench_train import TrainCase, steps; "
-        "from gridconv.bench_local import step_peak; "
+        "from gridconv.bench.train import TrainCase, steps; "
+        "from gridconv.bench.harness import step_peak; "
         f"result = step_peak(*steps(TrainCase{(*case.__dict__.values(),)!r})[{name!r}])"
     )
 

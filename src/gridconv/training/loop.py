@@ -1,6 +1,6 @@
 """The training loop for a model and data of your own: minibatches, one epoch at a time,
-tested after each (:func:`fit`); :mod:`gridconv.train` runs the same loop with checkpoints,
-files and several processes.
+tested after each (:func:`fit`); :mod:`.runs` runs the same loop with checkpoints, files and
+several processes.
 
 Nothing here prints: progress goes to callbacks.
 """
@@ -17,6 +17,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from gridconv._checks import check_int, describe
+
+__all__ = ["BatchReport", "EpochReport", "Running", "evaluate", "fit", "train_batches"]
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,12 @@
-"""Convolution in the frequency domain (Goodfellow et al. 2016, sec. 9.8).
+"""The FFT method's transforms, on torch's FFTs (Goodfellow et al. 2016, sec. 9.8).
 
 Cross-correlation is a pointwise product of spectra: ``rfft(x) * conj(rfft(w))``. Transforms
 run at fast (2-3-5-7-smooth) lengths; the channels are mixed by one batched complex matmul
 per frequency; when the input is much larger than the kernel, it is cut into overlapping
-tiles (overlap-save), so each transform stays a few times the kernel's size. 1-D calls on
-the CPU run the compiled overlap-save kernel instead
-(:mod:`gridconv.functional.methods.compiled`), where the machine can build it.
+tiles (overlap-save), so each transform stays a few times the kernel's size.
 
-This module holds the FFT method's transforms and its cost model (lengths, tiles and
-constants in :mod:`.fft_plan`): how it prepares a kernel, transforms an input and
-assembles an output. How the method runs, forward and backward, eager and traced, is
-:mod:`.fft_run`'s (which registers it).
+This module prepares a kernel, transforms an input and assembles an output, at the lengths
+and tiles :mod:`.plan` picks. The compiled 1-D path has its own (:mod:`.overlap_save`).
 """
 
 from __future__ import annotations
@@ -19,25 +15,14 @@ import dataclasses
 import itertools
 import math
 from dataclasses import dataclass
-from typing import Literal, overload
 
 import torch
 from torch import Tensor
 
 from gridconv import _memo
-from gridconv._shapes import trailing
+from gridconv._shapes import ceil_div, depth_to_space, trailing
 from gridconv.functional._spec import ConvSpec, dilate_kernel
-from gridconv.functional._trace import constant
-from gridconv.functional.methods import compiled as overlap_save
-from gridconv.functional.methods.base import KernelCache, wants_grad
-from gridconv.functional.methods.compiled import CompiledKernel
-from gridconv.functional.methods.fft_plan import (
-    CPU,
-    CUDA,
-    fft_work,
-    tile_plan,
-    whole_extents,
-)
+from gridconv.functional.methods.fft.plan import tile_plan, whole_extents
 from gridconv.functional.padding import pad
 
 
@@ -96,16 +81,9 @@ def _conj_dft_matrix(
     return torch.polar(torch.ones_like(phase), 2 * math.pi * phase / length).to(dtype)
 
 
-@overload
-def prepare_fft(w: Tensor, spec: ConvSpec, compiled: Literal[False] = False) -> FFTKernel: ...
-@overload
-def prepare_fft(w: Tensor, spec: ConvSpec, compiled: bool) -> FFTKernel | CompiledKernel: ...
-def prepare_fft(w: Tensor, spec: ConvSpec, compiled: bool = False) -> FFTKernel | CompiledKernel:
-    """Transform the (dilated) kernel at the lengths :func:`tile_plan` picks for ``spec``, or
-    for the compiled 1-D path when ``compiled`` (see
-    :func:`gridconv.functional.methods.compiled.applies`)."""
-    if compiled:
-        return overlap_save.prepare(w, spec)
+def prepare_fft(w: Tensor, spec: ConvSpec) -> FFTKernel:
+    """Transform the (dilated) kernel at the lengths :func:`.plan.tile_plan` picks for
+    ``spec``."""
     d = spec.ndim
     w = w.to(compute_dtype(w.dtype))
     out_channels, group_in = w.shape[:2]
@@ -142,12 +120,8 @@ def planned_kernel(spectrum: Tensor, spec: ConvSpec, out_channels: int) -> FFTKe
 
 
 # The spectra go frequency-major for the mixing matmul a block of rows (images or tiles) at
-# a time, so that a block's spectra stay in cache while they are scattered. Measured on the
-# spectra of 1-D tiles (4 images of 93 tiles of (8, 385) complex): one permuted copy 2.0 ms;
-# in blocks of 85 rows 0.8 ms; one image's 93 rows at a time 0.3 ms less again (4 MiB
-# blocks; other FFT shapes measured the same with 2 MiB). Blocks of fewer than 8 rows
-# (images, whose rows are megabytes) lose 3 %. (Gathering the products back the same way
-# loses: irfft reads the permuted view cheaply.)
+# a time, so that a block's spectra stay in cache while they are scattered
+# (benchmarks/results/cost-model.md#fft-blocks).
 BLOCK_BYTES = 4 * 2**20
 BLOCK_ROWS_MIN = 8
 
@@ -165,7 +139,7 @@ def _frequency_major(x_hat: Tensor, groups: int, keep: int) -> Tensor:
         for start in range(0, N, rows):
             out[:, :, start : start + rows] = source[:, :, start : start + rows]
     else:  # the tiles of one image at a time, in blocks of equal size
-        rows = -(-keep // -(-keep // rows))
+        rows = ceil_div(keep, ceil_div(keep, rows))
         for n, start in itertools.product(range(N), range(0, keep, rows)):
             out[:, :, n, start : start + rows] = source[:, :, n, start : start + rows]
     return out.reshape(source.shape[0], groups, N * keep, C // groups)
@@ -224,17 +198,17 @@ def _tile_rows(x: Tensor, spec: ConvSpec, kernel: FFTKernel, T: int) -> Tensor:
 SPARE_TILES_MAX = 0.1
 
 
-def apply_fft(x: Tensor, kernel: FFTKernel | CompiledKernel, spec: ConvSpec) -> Tensor:
+def apply_fft(x: Tensor, kernel: FFTKernel, spec: ConvSpec) -> Tensor:
     """Correlate a batched ``x`` with a prepared kernel; ``(N, C_in, *n) -> (N, C_out, *o)``."""
-    if isinstance(kernel, CompiledKernel):
-        return overlap_save.apply(x, kernel, spec)
     xs, tiles = input_spectra(x, kernel, spec)
     return assemble(mix(xs, kernel), kernel, spec, x.shape[0], tiles).to(x.dtype)
 
 
 def tiles_per_dim(kernel: FFTKernel, spec: ConvSpec) -> list[int]:
     """Overlap-save tiles per dim for this kernel's plan."""
-    return [-(-(p - k + 1) // b) for p, k, b in zip(spec.padded_size, kernel.kernel, kernel.blocks)]
+    return [
+        ceil_div(p - k + 1, b) for p, k, b in zip(spec.padded_size, kernel.kernel, kernel.blocks)
+    ]
 
 
 def input_spectra(x: Tensor, kernel: FFTKernel, spec: ConvSpec) -> tuple[Tensor, list[int]]:
@@ -245,7 +219,7 @@ def input_spectra(x: Tensor, kernel: FFTKernel, spec: ConvSpec) -> tuple[Tensor,
     padded = list(spec.padded_size)
     tiles = tiles_per_dim(kernel, spec)
     # per row of the strided view: the last used tile reads up to (tiles - 1) * b + length
-    spare = -(-kernel.lengths[0] // kernel.blocks[0]) - 1
+    spare = ceil_div(kernel.lengths[0], kernel.blocks[0]) - 1
     if spec.ndim == 1 and tiles[0] > 1 and spare <= SPARE_TILES_MAX * tiles[0]:
         T = tiles[0] + spare
         windows = _tile_rows(x, spec, kernel, T)
@@ -265,9 +239,7 @@ def assemble(y_hat: Tensor, kernel: FFTKernel, spec: ConvSpec, N: int, tiles: li
     y = torch.fft.irfftn(y_hat, s=kernel.lengths, dim=tuple(range(-d, 0)))
     y = y[trailing(slice(0, b) for b in kernel.blocks)]  # the valid part of each tile
     # (N * prod(tiles), O, *block) -> (N, O, t_1 * b_1, ..., t_d * b_d)
-    y = y.reshape(N, *tiles, O, *kernel.blocks)
-    y = y.permute(0, d + 1, *(j for i in range(d) for j in (1 + i, d + 2 + i)))
-    y = y.reshape(N, O, *(t * b for t, b in zip(tiles, kernel.blocks)))
+    y = depth_to_space(y.reshape(N, *tiles, O, *kernel.blocks), d + 1, 1, d + 2, d)
     valid = [p - k + 1 for p, k in zip(spec.padded_size, kernel.kernel)]
     return y[trailing(slice(0, v, s) for v, s in zip(valid, spec.stride))]
 
@@ -301,85 +273,3 @@ def _tile_spectra(
 def _implicit(kernel: FFTKernel, d: int) -> tuple[bool, ...]:
     """Per dim, whether the transform supplies the zero padding (the input is unpadded)."""
     return tuple(s is not None for s in kernel.shifts) if kernel.shifts else (False,) * d
-
-
-# --- the method: cost, kept spectra, run ----------------------------------------------------
-def seconds(
-    batch: int,
-    out_channels: int,
-    spec: ConvSpec,
-    device: torch.device,
-    *,
-    kept: bool = False,
-    compiled: bool = False,
-    grads: tuple[bool, bool] = (False, False),
-) -> float:
-    """Predicted time of the FFT method: transforming the kernel included, unless its
-    spectrum is ``kept`` from an earlier call; by the compiled 1-D kernel when ``compiled``
-    (see :func:`gridconv.functional.methods.compiled.applies`); plus the backward pass of
-    each gradient ``grads`` wants (of the input, of the kernel)."""
-    forward = _forward_seconds(batch, out_channels, spec, device, kept, compiled)
-    want_x, want_w = grads
-    if compiled:  # both gradients compiled too, but the kernel's where its sums do not fit
-        factor, on_torch = overlap_save.backward_factor(spec, out_channels, grads)
-        if not on_torch:
-            return forward * factor
-        torch_path = _forward_seconds(batch, out_channels, spec, device, False, False)
-        return forward * factor + CPU["fft_backward_w"] * torch_path
-    return forward * (1 + CPU["fft_backward_x"] * want_x + CPU["fft_backward_w"] * want_w)
-
-
-def _forward_seconds(
-    batch: int, out_channels: int, spec: ConvSpec, device: torch.device, kept: bool, compiled: bool
-) -> float:
-    c = CUDA if device.type == "cuda" else CPU
-    work = fft_work(spec, batch, out_channels)
-    prepare = c["fft_prepare_overhead"] + c["fft_prepare_per_byte"] * 8 * work["spectrum"]
-    if compiled:
-        seconds = overlap_save.seconds(batch, out_channels, spec)
-        return seconds if kept else seconds + prepare  # the transform, as fitted for torch's path
-    units = (
-        work["fft"]
-        + c["fft_copy"] * work["copy"]
-        + c["fft_mix"] * work["mix"]
-        + c["fft_kernel"] * work["kernel"]
-    )
-    seconds = c[f"fft_unit_{spec.ndim}d"] * units + c["fft_overhead"]
-    if kept:
-        prepare += c["fft_prepare_per_kernel"] * work["kernel"]
-        seconds = max(seconds - prepare, seconds / 2)  # the fit is rough: never below half
-    return seconds
-
-
-# A spectrum up to this size is also kept with its kernel tensor (the last input size's
-# only), so that a fixed kernel convolved again and again is transformed once: the
-# transform takes 124 us of a 0.65 ms 256 x 256 convolution with a 7 x 7 kernel.
-SMALL_SPECTRUM_BYTES = 4 * 2**20
-
-
-def spectrum_kept(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None) -> bool:
-    """Whether :func:`run` keeps this kernel's spectrum between calls."""
-    if cache is not None:
-        return True
-    if wants_grad(w) or w.is_inference():
-        return False
-    return _spectrum_bytes(spec, w.shape[0], x.dtype == torch.float64) <= SMALL_SPECTRUM_BYTES
-
-
-@constant
-@_memo.cached()
-def _spectrum_bytes(spec: ConvSpec, out_channels: int, double: bool) -> int:
-    return int(fft_work(spec, 1, out_channels)["spectrum"]) * (16 if double else 8)
-
-
-def memory(batch: int, out_channels: int, spec: ConvSpec) -> float:
-    """Extra peak bytes of a training step: the kernel's spectrum (``C_out * C_in / groups``
-    transforms; twice, as it is made and as its gradient), the tiles' spectra of input,
-    output and their gradients, and the real outputs. Measured: 79 MB at N4 C16 O16
-    128x128 K9 (direct: 16 MB; the kernel's spectra alone are 20 MB each), 114 MB at
-    N8 C64 56x56 K31 depthwise, 50 MB at N4 C64 L4096 K4095 depthwise."""
-    work = fft_work(spec, batch, out_channels)
-    bins = work["mix"] * spec.groups / (spec.in_channels * out_channels)  # per channel pair
-    batch_bins = bins * (spec.in_channels + out_channels)
-    outputs = batch * out_channels * math.prod(spec.output_size)
-    return 16.0 * work["spectrum"] + 24.0 * batch_bins + 8.0 * outputs

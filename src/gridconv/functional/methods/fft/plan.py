@@ -1,21 +1,29 @@
-"""The FFT method's plan: transform lengths, overlap-save tiles, and the work they cost.
+"""The FFT method's plan: transform lengths, overlap-save tiles, the work they cost, and the
+method's cost model (its calibrated constants, time and memory; the compiled 1-D path's
+own are :mod:`.overlap_save`'s).
 
 Lengths are fast (2-3-5-7-smooth, even); a dim is cut into overlap-save tiles only when
-that costs less than one whole transform (see :func:`tile_plan`). The constants are the
-FFT method's calibrated costs (:mod:`gridconv.functional.methods.fft` re-exports them).
+that costs less than one whole transform (see :func:`tile_plan`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Sequence
 
+import torch
+from torch import Tensor
+
 from gridconv import _memo
+from gridconv._shapes import ceil_div
 from gridconv.functional._spec import ConvSpec
 from gridconv.functional._trace import constant
+from gridconv.functional.methods.base import KernelCache, Workload, wanted_grads
+from gridconv.functional.methods.fft import overlap_save
 
-# Fitted on a 2-core x86 CPU by benchmarks/calibrate.py (see gridconv.plan). The work is
+# Fitted by benchmarks/calibrate.py (see gridconv.plan). The work is
 # counted in FFT butterflies (per point per log2 of the length); `fft_mix`, `fft_copy` and
 # `fft_kernel` weigh the other kinds against one: a complex multiply-add of the channel
 # mixing, a copied point of an overlapping tile, a complex multiply-add of the kernel's DFT.
@@ -80,7 +88,7 @@ def fast_length(n: int) -> int:
         >>> [fast_length(n) for n in (1, 11, 97, 1000, 1025)]
         [2, 12, 98, 1000, 1050]
     """
-    return 2 * _smooth(-(-n // 2))
+    return 2 * _smooth(ceil_div(n, 2))
 
 
 # Only dims longer than this are cut into tiles: on shorter ones (every dim of an image or
@@ -151,7 +159,7 @@ def tile_plan(
     for combo in itertools.product(*choices):
         blocks = tuple(b for b, _ in combo)
         lengths = tuple(n for _, n in combo)
-        tiles = math.prod(-(-(p - k + 1) // b) for p, k, b in zip(padded, kernel, blocks))
+        tiles = math.prod(ceil_div(p - k + 1, b) for p, k, b in zip(padded, kernel, blocks))
         # The kernels' transform, once per call, weighed against one image's work. Without
         # it, 32 x 32 channels of 16384 points went whole: 104 ms instead of 5.6 in tiles.
         # (Where the spectrum is kept between calls, longer tiles would do: 1-D K1024 of
@@ -171,7 +179,7 @@ def fft_work(spec: ConvSpec, batch: int, out_channels: int) -> dict[str, float]:
     blocks, lengths = tile_plan(
         padded, kernel, spec.in_channels, out_channels, spec.groups, whole_extents(spec)
     )
-    tiles = math.prod(-(-(p - k + 1) // b) for p, k, b in zip(padded, kernel, blocks))
+    tiles = math.prod(ceil_div(p - k + 1, b) for p, k, b in zip(padded, kernel, blocks))
     channels = spec.in_channels + out_channels
     mixing = spec.in_channels * out_channels // spec.groups
     fft, copy, mix = _work(lengths, tiles, channels, mixing)
@@ -203,3 +211,77 @@ def whole_extents(spec: ConvSpec) -> tuple[int, ...]:
         max(n + b, n + a, p - k + 1, k)
         for n, (b, a), p, k in zip(spec.input_size, spec.pairs, spec.padded_size, spec.span)
     )
+
+
+# --- the method's cost ------------------------------------------------------------------
+def seconds(work: Workload) -> float:
+    """Predicted time of the FFT method: transforming the kernel included, unless its
+    spectrum is ``work.kept`` from an earlier call; by the compiled 1-D kernel where it
+    applies (:func:`.overlap_save.applies`); plus the backward pass of each gradient
+    ``work.grads`` wants (of the input, of the kernel)."""
+    compiled = overlap_save.applies(work.spec, work.device, work.dtype, work.out_channels)
+    forward = _forward_seconds(work, compiled)
+    want_x, want_w = work.grads
+    if compiled:  # both gradients compiled too, but the kernel's where its sums do not fit
+        factor, on_torch = overlap_save.backward_factor(work.spec, work.out_channels, work.grads)
+        if not on_torch:
+            return forward * factor
+        torch_path = _forward_seconds(dataclasses.replace(work, kept=False), False)
+        return forward * factor + CPU["fft_backward_w"] * torch_path
+    return forward * (1 + CPU["fft_backward_x"] * want_x + CPU["fft_backward_w"] * want_w)
+
+
+def _forward_seconds(work: Workload, compiled: bool) -> float:
+    batch, out_channels, spec, kept = work.batch, work.out_channels, work.spec, work.kept
+    c = CUDA if work.device == "cuda" else CPU
+    counts = fft_work(spec, batch, out_channels)
+    prepare = c["fft_prepare_overhead"] + c["fft_prepare_per_byte"] * 8 * counts["spectrum"]
+    if compiled:
+        seconds = overlap_save.seconds(batch, out_channels, spec)
+        return seconds if kept else seconds + prepare  # the transform, as fitted for torch's path
+    units = (
+        counts["fft"]
+        + c["fft_copy"] * counts["copy"]
+        + c["fft_mix"] * counts["mix"]
+        + c["fft_kernel"] * counts["kernel"]
+    )
+    seconds = c[f"fft_unit_{spec.ndim}d"] * units + c["fft_overhead"]
+    if kept:
+        prepare += c["fft_prepare_per_kernel"] * counts["kernel"]
+        seconds = max(seconds - prepare, seconds / 2)  # the fit is rough: never below half
+    return seconds
+
+
+# A spectrum up to this size is also kept with its kernel tensor (the last input size's
+# only), so that a fixed kernel convolved again and again is transformed once: the
+# transform takes 124 us of a 0.65 ms 256 x 256 convolution with a 7 x 7 kernel.
+SMALL_SPECTRUM_BYTES = 4 * 2**20
+
+
+def spectrum_kept(x: Tensor, w: Tensor, spec: ConvSpec, cache: KernelCache | None) -> bool:
+    """Whether :func:`.run.run` keeps this kernel's spectrum between calls."""
+    if cache is not None:
+        return True
+    if any(wanted_grads(w)) or w.is_inference():
+        return False
+    return _spectrum_bytes(spec, w.shape[0], x.dtype == torch.float64) <= SMALL_SPECTRUM_BYTES
+
+
+@constant
+@_memo.cached()
+def _spectrum_bytes(spec: ConvSpec, out_channels: int, double: bool) -> int:
+    return int(fft_work(spec, 1, out_channels)["spectrum"]) * (16 if double else 8)
+
+
+def memory(work: Workload) -> float:
+    """Extra peak bytes of a training step: the kernel's spectrum (``C_out * C_in / groups``
+    transforms; twice, as it is made and as its gradient), the tiles' spectra of input,
+    output and their gradients, and the real outputs. Measured: 79 MB at N4 C16 O16
+    128x128 K9 (direct: 16 MB; the kernel's spectra alone are 20 MB each), 114 MB at
+    N8 C64 56x56 K31 depthwise, 50 MB at N4 C64 L4096 K4095 depthwise."""
+    batch, out_channels, spec = work.batch, work.out_channels, work.spec
+    counts = fft_work(spec, batch, out_channels)
+    bins = counts["mix"] * spec.groups / (spec.in_channels * out_channels)  # per channel pair
+    batch_bins = bins * (spec.in_channels + out_channels)
+    outputs = batch * out_channels * math.prod(spec.output_size)
+    return 16.0 * counts["spectrum"] + 24.0 * batch_bins + 8.0 * outputs

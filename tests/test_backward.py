@@ -1,5 +1,6 @@
-"""Training: every method's forward and backward against torch's direct convolution, the FFT
-method's own backward (gradcheck, gradgradcheck, tiles), and planning for the pass that runs."""
+"""Backward passes: every method's forward and backward against torch's direct convolution,
+the FFT method's own backward (gradcheck, gradgradcheck, tiles), and planning for the pass
+that runs (forward, or forward + backward)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from hypothesis import given, settings
 from torch.autograd import gradcheck, gradgradcheck
 
 import gridconv as gc
-from gridconv.functional.methods import fft as fft_module
-from gridconv.functional.methods import fft_plan
+from gridconv.functional.methods.base import Workload
+from gridconv.functional.methods.fft import plan as fft_plan
+from gridconv.functional.methods.fft import transforms as fft_module
 from tests.strategies import configs
 
 
@@ -133,7 +135,7 @@ def test_one_gradient_at_a_time():
 
 
 # --- planning for the pass that will run ---------------------------------------------------
-from gridconv import plan  # noqa: E402
+from gridconv.functional.methods import planner as plan  # noqa: E402
 
 
 @pytest.fixture
@@ -150,10 +152,9 @@ def test_the_planner_costs_forward_and_training_calls_differently(fresh_plans):
     _, spec, _ = gc.functional._spec.setup(
         x, w, None, stride=1, padding="same", dilation=1, groups=64, padding_mode="zeros"
     )
-    cpu = torch.device("cpu")
-    forward = plan.estimates(8, 64, spec, cpu)
-    training = plan.estimates(8, 64, spec, cpu, False, False, (True, True))
-    w_only = plan.estimates(8, 64, spec, cpu, False, False, (False, True))
+    forward = plan.estimates(Workload(8, 64, spec))
+    training = plan.estimates(Workload(8, 64, spec, grads=(True, True)))
+    w_only = plan.estimates(Workload(8, 64, spec, grads=(False, True)))
     for name in forward:
         assert forward[name] < w_only[name] < training[name]
     assert min(forward, key=forward.get) == "direct"

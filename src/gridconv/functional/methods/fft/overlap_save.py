@@ -1,7 +1,8 @@
 """1-D FFT convolution on the CPU by the compiled overlap-save kernel (gridconv._native): the
-FFT method's fast path, with its own rule of when it applies and its own cost model.
+FFT method's fast path, with its own rule of when it applies (:func:`applies`, the one place
+that decides) and its own cost model.
 
-torch's path (:mod:`gridconv.functional.methods.fft`) makes each stage a pass over memory: padded
+torch's path (:mod:`.transforms`) makes each stage a pass over memory: padded
 tiles, spectra, spectra frequency-major for the mixing matmul, products, inverse, valid
 parts. The compiled kernel takes eight tiles at a time through every stage while they are in
 cache, a tile per vector lane, at power-of-two lengths. In training it also computes both
@@ -20,6 +21,7 @@ import torch
 from torch import Tensor
 
 from gridconv import _memo, _native
+from gridconv._shapes import ceil_div
 from gridconv.functional._spec import ConvSpec, dilate_kernel
 from gridconv.functional._trace import constant
 from gridconv.functional.padding import pad
@@ -64,7 +66,7 @@ def _cost(
     length: int, kernel: int, valid: int, in_channels: int, out_channels: int, groups: int
 ) -> float:
     """Relative cost of the whole convolution at transform ``length``."""
-    tiles = -(-valid // (length - kernel + 1))
+    tiles = ceil_div(valid, length - kernel + 1)
     workspace = _native.workspace_bytes(length, in_channels) / 2**20
     spectra = 64 * in_channels * (length // 2 + 1) / 2**19
     mix = MIX_PASSES * in_channels * out_channels / groups * (1 + MIX_SPILL * max(0, spectra - 1))
@@ -92,18 +94,13 @@ def compiled_length(
     return None if best is None else best[1]
 
 
-def applies(x: Tensor, w: Tensor, spec: ConvSpec) -> bool:
-    """Whether ``fft_conv`` takes the compiled path for this call: 1-D, on the CPU, float32
-    (or half precision, computed in float32), a length that fits, and the compiled kernels
-    available on this machine."""
-    return _applies(spec, x.device.type, w.device.type, x.dtype, w.shape[0])
-
-
 @constant
-def _applies(
-    spec: ConvSpec, x_device: str, w_device: str, dtype: torch.dtype, out_channels: int
-) -> bool:
-    if spec.ndim != 1 or x_device != "cpu" or w_device != "cpu":
+def applies(spec: ConvSpec, device: str, dtype: torch.dtype, out_channels: int) -> bool:
+    """Whether the FFT method takes the compiled path for a convolution ``spec`` with
+    ``out_channels`` kernels of an input of ``dtype`` on a ``device`` type: 1-D, on the CPU,
+    float32 (or half precision, computed in float32), a length that fits, and the compiled
+    kernels available on this machine."""
+    if spec.ndim != 1 or device != "cpu":
         return False
     if dtype not in (torch.float32, torch.float16, torch.bfloat16):
         return False
@@ -222,7 +219,7 @@ def _padded_shape(
     N, C, n = x.shape
     ((before, after),) = spec.pairs
     valid = n + before + after - kernel.kernel + 1
-    tiles = -(-valid // kernel.block)
+    tiles = ceil_div(valid, kernel.block)
     return (N, C, (tiles - 1) * kernel.block + kernel.length), valid
 
 
