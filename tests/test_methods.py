@@ -130,3 +130,28 @@ def test_the_registry_refuses_what_is_not_a_method():
         unregister("winograd")
     with pytest.raises(ValueError, match="winograd"):
         gc.conv(torch.randn(1, 1, 8), torch.randn(1, 1, 3), method="winograd")
+
+
+def test_constants_are_read_and_set_through_the_registry(winograd):
+    """plan.constants() gathers every registered method's tables; set_constants writes into
+    the table that holds the name (and a method registered later takes part)."""
+    from gridconv.functional.methods.fft import overlap_save
+    from gridconv.functional.methods.fft import plan as fft_plan
+
+    found = gc.plan.constants()
+    assert found["direct_overhead"] == direct.CPU["direct_overhead"]
+    assert found["fft_unit_2d"] == fft_plan.CPU["fft_unit_2d"]
+    assert found["fft_compiled_unit"] == overlap_save.CPU["fft_compiled_unit"]
+    assert "fft_compiled_unit" not in gc.plan.constants("cuda")  # the compiled path: CPU only
+    table = {"winograd_gmacs": 10.0}
+    register(Method(name="winograd", run=direct.run, seconds=lambda work: 1.0,
+                    constants={"cpu": (table,)}))  # fmt: skip
+    old = direct.CPU["direct_overhead"]
+    try:
+        gc.plan.set_constants({"winograd_gmacs": 20.0, "direct_overhead": 1.0})
+        assert table["winograd_gmacs"] == 20.0 and direct.CPU["direct_overhead"] == 1.0
+        assert gc.plan.constants()["winograd_gmacs"] == 20.0
+    finally:
+        direct.CPU["direct_overhead"] = old
+    with pytest.raises(ValueError, match="no method has a constant 'nonsense'"):
+        gc.plan.set_constants({"nonsense": 1.0})
