@@ -44,11 +44,11 @@ WISDOM_VERSION = wisdom.VERSION
 
 # --- the cost model ---------------------------------------------------------------------
 def constants(device: str = "cpu") -> dict[str, float]:
-    """Every method's cost-model constants for ``device`` ("cpu" or "cuda"), by name; a
-    copy (see :func:`set_constants`)."""
+    """Every method's cost-model constants for ``device`` ("cpu" or "cuda"; another device
+    reads the CPU's), by name; a copy (see :func:`set_constants`)."""
     found: dict[str, float] = {}
     for method in REGISTRY.values():
-        for table in method.constants.get(device, ()):
+        for table in method.constants.get(device, method.constants.get("cpu", ())):
             found.update(table)
     return found
 
