@@ -1,15 +1,15 @@
 """Two checkouts of gridconv side by side: auto's choices and times, old against new.
 
 For a redesign that must change no behaviour. Each side runs in its own Python process
-(``PYTHONPATH=<tree>/src``); the processes take turns, one shape a turn, for several
-rounds, so that the machine's noise falls on both alike; medians are reported.
+(``PYTHONPATH=<tree>/src``).
 
   python benchmarks/compare_trees.py OLD_TREE NEW_TREE [--rounds 7]
 
 It prints (1) every case of ``gridconv bench``'s inference and train suites, and a few
 hundred random shapes, where auto's choice (forward and training) differs between the
 trees, and (2) the time of a forward call and of a forward + backward step of 6 shapes,
-each tree's median and their ratio.
+each tree's median and their ratio: two long-lived processes, one per tree, run one call
+at a time in turn (in a random order), so that both meet the machine in the same state.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -69,30 +70,60 @@ for i in range(300):
 print(json.dumps(out))
 """
 
-TIMES = r"""
-import json, statistics, sys, time, torch
+WORKER = r"""
+import json, sys, time, torch
 import gridconv as gc
 gc.keep_freed_memory()
-x_shape, w_shape, groups, rounds = json.loads(sys.argv[1])
-g = torch.Generator().manual_seed(0)
-x, w = torch.randn(x_shape, generator=g), torch.randn(w_shape, generator=g)
-xg, wg = x.clone().requires_grad_(), w.clone().requires_grad_()
-kw = dict(padding="same", groups=groups)
-def forward():
-    with torch.no_grad():
-        gc.conv(x, w, **kw)
-def step():
-    xg.grad = wg.grad = None
-    gc.conv(xg, wg, **kw).sum().backward()
-result = {}
-for name, fn in (("forward", forward), ("train", step)):
-    fn(); fn()
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter(); fn(); times.append(time.perf_counter() - start)
-    result[name] = statistics.median(times)
-print(json.dumps(result))
+shapes = json.loads(sys.argv[1])
+calls = {}
+for i, (x_shape, w_shape, groups) in enumerate(shapes):
+    g = torch.Generator().manual_seed(i)
+    x, w = torch.randn(x_shape, generator=g), torch.randn(w_shape, generator=g)
+    xg, wg = x.clone().requires_grad_(), w.clone().requires_grad_()
+    kw = dict(padding="same", groups=groups)
+
+    def forward(x=x, w=w, kw=kw):
+        with torch.no_grad():
+            gc.conv(x, w, **kw)
+
+    def step(xg=xg, wg=wg, kw=kw):
+        xg.grad = wg.grad = None
+        gc.conv(xg, wg, **kw).sum().backward()
+
+    calls[f"{i} forward"], calls[f"{i} train"] = forward, step
+    for fn in (forward, step, forward, step):  # warm: plans, kept spectra, the C kernel
+        fn()
+print("ready", flush=True)
+for line in sys.stdin:  # a call's name: run it once, answer its seconds
+    fn = calls[line.strip()]
+    start = time.perf_counter()
+    fn()
+    print(time.perf_counter() - start, flush=True)
 """
+
+
+class _Worker:
+    """A Python process of one tree that runs the shapes' calls on request, one at a time."""
+
+    def __init__(self, tree: str) -> None:
+        # OpenMP's threads sleep as soon as a call ends: spinning, the idle worker's would
+        # take the cores from the other's call
+        env = {**os.environ, "PYTHONPATH": os.path.join(tree, "src"), "OMP_WAIT_POLICY": "PASSIVE"}
+        shapes = json.dumps([[x, w, g] for _, x, w, g in SHAPES])
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", WORKER, shapes], env=env, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )  # fmt: skip
+        assert self.process.stdout.readline().strip() == "ready"
+
+    def time(self, call: str) -> float:
+        self.process.stdin.write(call + "\n")
+        self.process.stdin.flush()
+        return float(self.process.stdout.readline())
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
 
 
 def _run(tree: str, code: str, *args: str) -> dict:
@@ -107,23 +138,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("old")
     parser.add_argument("new")
-    parser.add_argument("--rounds", type=int, default=7, help="turns per shape and tree")
-    parser.add_argument("--calls", type=int, default=9, help="timed calls per turn")
+    parser.add_argument("--rounds", type=int, default=5, help="passes over the shapes")
+    parser.add_argument("--calls", type=int, default=9, help="calls of each side per shape")
     args = parser.parse_args()
     old, new = _run(args.old, CHOICES), _run(args.new, CHOICES)
     differ = [k for k in old if old[k] != new.get(k)]
     print(f"auto's choices (forward, training): {len(old)} cases, {len(differ)} differ")
     for key in differ:
         print(f"  {key}: old {old[key]}, new {new.get(key)}")
+    workers = {"old": _Worker(args.old), "new": _Worker(args.new)}
+    order = random.Random(0)
     times: dict[tuple[str, str, str], list[float]] = {}
-    for turn in range(args.rounds):
-        for name, x_shape, w_shape, groups in SHAPES:
-            spec = json.dumps([x_shape, w_shape, groups, args.calls])
-            sides = (("old", args.old), ("new", args.new))
-            for side, tree in sides if turn % 2 == 0 else sides[::-1]:
-                for kind, t in _run(tree, TIMES, spec).items():
-                    times.setdefault((name, kind, side), []).append(t)
-    print(f"\nmedian of {args.rounds} turns (each the median of {args.calls} calls), ms")
+    try:
+        for _ in range(args.rounds):
+            for i, (name, *_) in enumerate(SHAPES):
+                for kind in ("forward", "train"):
+                    for _ in range(args.calls):  # old and new in turn, in a random order
+                        sides = ["old", "new"]
+                        order.shuffle(sides)
+                        for side in sides:
+                            t = workers[side].time(f"{i} {kind}")
+                            times.setdefault((name, kind, side), []).append(t)
+    finally:
+        for worker in workers.values():
+            worker.close()
+    print(f"\nmedian of {args.rounds * args.calls} calls each, old and new in turn, ms")
     print(f"{'shape':30} {'pass':8} {'old':>9} {'new':>9} {'new/old':>8}")
     for name, *_ in SHAPES:
         for kind in ("forward", "train"):
