@@ -93,21 +93,25 @@ def test_cost_model_leaves_out_the_kernel_transform_when_the_spectrum_is_kept(mo
     assert anew / 2 <= kept < anew
     assert plan.plan_key(x, w, spec, False) != plan.plan_key(x, w, spec, False, kept=True)
     seen = []
-    real = plan.choose
-    keeps = REGISTRY["fft"].keeps_kernel  # what choose() prices the FFT with
+    real = plan.estimates
 
-    def choose(*args):
-        seen.append(keeps(*args))
-        return real(*args)
+    def estimates(work, kept=()):  # what the planner prices the methods with
+        seen.append("fft" in kept)
+        return real(work, kept)
 
-    monkeypatch.setattr(plan, "choose", choose)
-    gc.functional.auto_method_for(x, w, padding="same")  # functional, no gradient: kept
-    gc.functional.auto_method_for(x, w.clone().requires_grad_(), padding="same")  # not kept
+    def auto(w):
+        plan._estimated.clear()  # each call prices afresh
+        return gc.functional.auto_method_for(x, w, padding="same")
+
+    monkeypatch.setattr(plan, "estimates", estimates)
+    auto(w)  # functional, no gradient: kept
+    auto(w.clone().requires_grad_())  # not kept
     with torch.inference_mode():  # no version counter: never kept
-        gc.functional.auto_method_for(x, torch.randn(1, 1, 31, 31), padding="same")
+        auto(torch.randn(1, 1, 31, 31))
     monkeypatch.setattr(fft_plan, "SMALL_SPECTRUM_BYTES", 0)
-    gc.functional.auto_method_for(x, w.clone(), padding="same")  # too large to keep
+    auto(w.clone())  # too large to keep
     assert seen == [True, False, False, False]
+    assert REGISTRY["fft"].keeps_kernel is fft_plan.spectrum_kept
 
 
 def test_auto_takes_the_separable_path_only_for_exactly_separable_kernels(monkeypatch):
