@@ -3,6 +3,8 @@ layer; torch.jit.trace either works or says what to use instead."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import onnxruntime
 import pytest
 import torch
@@ -37,6 +39,23 @@ def test_export_takes_the_direct_method_where_auto_takes_the_fft():
     targets = {str(node.target) for node in graph.nodes}
     assert any("convolution" in t or "conv2d" in t for t in targets)
     assert not any("fft" in t for t in targets)
+
+
+def test_export_prices_no_method_it_cannot_take(monkeypatch):
+    """Under torch.export auto weighs only the portable methods: the FFT's cost model (which
+    asks whether the compiled kernel builds) is not even consulted."""
+    from gridconv.functional.methods import REGISTRY
+    from gridconv.functional.methods import planner as plan
+
+    def refuse(work):
+        raise AssertionError("the FFT was priced under export")
+
+    portable = [name for name, m in REGISTRY.items() if m.portable]
+    monkeypatch.setitem(REGISTRY, "fft", dataclasses.replace(REGISTRY["fft"], seconds=refuse))
+    plan.clear()
+    layer = gc.nn.Conv1d(4, 4, 33, padding="same")
+    torch.export.export(layer, (torch.randn(2, 4, 500),))
+    assert portable == ["direct"]
 
 
 def run_onnx(layer: torch.nn.Module, x: torch.Tensor, tmp_path) -> torch.Tensor:

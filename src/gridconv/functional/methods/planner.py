@@ -65,16 +65,18 @@ def set_constants(values: dict[str, float], device: str = "cpu") -> None:
             table[name] = value
 
 
-def estimates(work: Workload, kept: Collection[str] = ()) -> dict[str, float]:
-    """Predicted seconds of each method that may run ``work`` (separable assuming a
-    rank-one kernel; the methods named in ``kept`` without preparing their kernel again):
-    of the forward pass, plus the backward pass for the gradients ``work.grads`` wants,
-    plus, for such a training step, a charge for its extra peak memory (see
-    ``MEMORY_SECONDS_PER_BYTE``)."""
+def estimates(
+    work: Workload, kept: Collection[str] = (), among: Collection[str] | None = None
+) -> dict[str, float]:
+    """Predicted seconds of each method (of those ``among``, by default all) that may run
+    ``work`` (separable assuming a rank-one kernel; the methods named in ``kept`` without
+    preparing their kernel again): of the forward pass, plus the backward pass for the
+    gradients ``work.grads`` wants, plus, for such a training step, a charge for its extra
+    peak memory (see ``MEMORY_SECONDS_PER_BYTE``)."""
     times = {}
     training = any(work.grads) and work.device == "cpu"
     for name, method in REGISTRY.items():
-        if not method.plannable(work.spec):
+        if (among is not None and name not in among) or not method.plannable(work.spec):
             continue
         priced = dataclasses.replace(work, kept=name in kept) if kept else work
         times[name] = method.seconds(priced)
@@ -201,13 +203,15 @@ def _traced_choice(
     grads: tuple[bool, bool],
     portable: bool,
 ) -> str:
-    times = estimates(Workload(batch, out_channels, spec, device, dtype, grads))
+    # only these are priced: under export, nothing of another method runs (the FFT's cost
+    # would ask whether its compiled kernel builds)
     allowed = [
         name
-        for name in times
-        if REGISTRY[name].usable is None and (REGISTRY[name].portable or not portable)
+        for name, method in REGISTRY.items()
+        if method.usable is None and (method.portable or not portable)
     ]
-    return min(allowed, key=times.__getitem__)
+    times = estimates(Workload(batch, out_channels, spec, device, dtype, grads), among=allowed)
+    return min(times, key=times.__getitem__)
 
 
 # --- measuring ---------------------------------------------------------------------------
