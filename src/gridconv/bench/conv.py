@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gridconv.bench.harness import time_interleaved
+from gridconv.bench.harness import case_name, time_interleaved
 from gridconv.functional._spec import TORCH_CONV, setup
 from gridconv.functional.conv import auto_method_for, conv
 from gridconv.functional.methods import direct
@@ -44,10 +44,7 @@ class Case:
 
     @property
     def name(self) -> str:
-        dims = "x".join(map(str, self.size))
-        return f"N{self.batch} C{self.in_channels} O{self.out_channels} {dims} K{self.kernel}" + (
-            f" g{self.groups}" if self.groups > 1 else ""
-        )
+        return case_name(self)
 
     def tensors(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.randn(self.batch, self.in_channels, *self.size, generator=generator)

@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -33,11 +34,22 @@ __all__ = [
     "WARM_BELOW",
     "Steps",
     "Timings",
+    "case_name",
     "in_fresh_process",
     "step_peak",
     "time_interleaved",
     "time_steps",
 ]
+
+
+def case_name(case: Any) -> str:
+    """A case's name in tables and JSON, from its ``batch``, ``in_channels``,
+    ``out_channels``, ``size``, ``kernel`` and (where above one) ``groups``:
+    ``"N8 C64 O64 56x56 K31 g64"``."""
+    dims = "x".join(map(str, case.size))
+    groups = getattr(case, "groups", 1)
+    g = f" g{groups}" if groups > 1 else ""
+    return f"N{case.batch} C{case.in_channels} O{case.out_channels} {dims} K{case.kernel}{g}"
 
 
 @dataclass

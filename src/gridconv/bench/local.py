@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gridconv.bench.harness import Steps, in_fresh_process, step_peak, time_steps
+from gridconv.bench.harness import Steps, case_name, in_fresh_process, step_peak, time_steps
 from gridconv.functional._spec import TORCH_CONV
 from gridconv.functional.local import local_conv
 from gridconv.functional.tiled import tiled_conv
@@ -33,8 +33,7 @@ class LocalCase:
 
     @property
     def name(self) -> str:
-        dims = "x".join(map(str, self.size))
-        return f"N{self.batch} C{self.in_channels} O{self.out_channels} {dims} K{self.kernel}"
+        return case_name(self)
 
 
 SUITE = (

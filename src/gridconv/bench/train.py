@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gridconv.bench.harness import Steps, in_fresh_process, time_steps
+from gridconv.bench.harness import Steps, case_name, in_fresh_process, time_steps
 from gridconv.functional._spec import TORCH_CONV, conv_spec
 from gridconv.functional.conv import auto_method_for, conv
 from gridconv.functional.methods import direct
@@ -58,9 +58,7 @@ class TrainCase:
 
     @property
     def name(self) -> str:
-        dims = "x".join(map(str, self.size))
-        g = f" g{self.groups}" if self.groups > 1 else ""
-        return f"N{self.batch} C{self.in_channels} O{self.out_channels} {dims} K{self.kernel}{g}"
+        return case_name(self)
 
     @property
     def long_depthwise(self) -> bool:
