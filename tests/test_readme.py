@@ -22,6 +22,8 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
     gx = namespace["gc"].conv_transpose(g, w, input_size=x.shape, stride=2, padding="same")
     torch.testing.assert_close(x.grad, gx)
     assert namespace["M"].shape == (16 * 29 * 29, 3 * 32 * 32)
+    assert type(namespace["fast"][1]) is namespace["gc"].nn.Conv2d
+    assert [r.kernel for r in namespace["rows"]] == [(3, 3), (31, 31)]
     assert namespace["k"].rank == 1 and namespace["low"].rank == 2
     assert (tmp_path / "wisdom.json").exists()
     assert namespace["z"].shape == (8, 16, 24, 24)

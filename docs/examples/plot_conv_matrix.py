@@ -16,8 +16,10 @@ g = torch.Generator().manual_seed(0)
 w = torch.randn(1, 1, 3, 3, generator=g, dtype=torch.float64)
 M = gc.conv_matrix(w, (6, 6), padding="same")  # (36, 36), sparse
 dense = M.to_dense()
-print(f"{M.shape[0]} x {M.shape[1]} matrix, {int((dense != 0).sum())} nonzeros "
-      f"of {dense.numel()} ({(dense != 0).float().mean():.0%}), from {w.numel()} weights")
+print(
+    f"{M.shape[0]} x {M.shape[1]} matrix, {int((dense != 0).sum())} nonzeros "
+    f"of {dense.numel()} ({(dense != 0).float().mean():.0%}), from {w.numel()} weights"
+)
 
 # %%
 # Every row is the kernel, shifted; at the border the padding cuts it short.

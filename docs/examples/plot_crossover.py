@@ -39,8 +39,10 @@ for k in sizes:
     for m in methods:
         times[m].append(statistics.median(rounds[m]) * 1e3)
     chose = gc.functional.auto_method_for(x, w, padding="same")
-    print(f"K{k:>2}: direct {times['direct'][-1]:6.2f} ms, fft {times['fft'][-1]:5.2f} ms,"
-          f" auto ({chose}) {times['auto'][-1]:5.2f} ms")
+    print(
+        f"K{k:>2}: direct {times['direct'][-1]:6.2f} ms, fft {times['fft'][-1]:5.2f} ms,"
+        f" auto ({chose}) {times['auto'][-1]:5.2f} ms"
+    )
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 3.6))

@@ -17,8 +17,10 @@ learned = gc.kernels.kmeans_kernels(
     images, 36, 8, num_patches=10_000, generator=torch.Generator().manual_seed(0)
 )
 fit = gc.kernels.fit_gabor(learned.kernels[:, 0])
-print(f"{len(learned.kernels)} kernels of 8x8; "
-      f"{(fit.r2 >= 0.6).float().mean():.0%} are Gabor-like (R² >= 0.6)")
+print(
+    f"{len(learned.kernels)} kernels of 8x8; "
+    f"{(fit.r2 >= 0.6).float().mean():.0%} are Gabor-like (R² >= 0.6)"
+)
 
 
 def show(kernels: torch.Tensor, columns: int, title: str) -> None:

@@ -28,8 +28,7 @@ def features(pool: int):
 
 pools = (1, 2, 3, 4)
 change = [
-    gc.analysis.translation_sensitivity(features(p), digits, shifts=1).mean().item()
-    for p in pools
+    gc.analysis.translation_sensitivity(features(p), digits, shifts=1).mean().item() for p in pools
 ]
 for p, c in zip(pools, change):
     print(f"max pool {p}x{p}: relative change under a 1-pixel shift {c:.2f}")

@@ -28,6 +28,8 @@ from gridconv import train as training
 from gridconv.allocator import keep_freed_memory
 from gridconv.bench import conv as conv_bench
 from gridconv.bench import local as local_bench
+from gridconv.bench import models as models_bench
+from gridconv.bench import tables
 from gridconv.bench import train as train_bench
 from gridconv.train import BatchReport
 
@@ -104,105 +106,17 @@ def _demo(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-_BENCH_COLUMNS = (
-    "auto",
-    "auto (measured)",
-    "direct",
-    "fft",
-    "separable",
-    "torch conv1d",
-    "torch conv2d",
-    "torch conv3d",
-    "scipy fftconvolve",
-    "scipy oaconvolve",
-    "scipy correlate",
-    "kornia fft_conv",
-)
-
-
-def _render(header: list[str], rows: list[list[str]]) -> str:
-    """Columns padded to their widest cell, under a header and a rule."""
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows]
-    return "\n".join(lines)
-
-
-def _bench_table(records: list[conv_bench.Record]) -> str:
-    """Medians in ms, each with its ratio to gridconv auto; ``-`` where it does not apply."""
-    columns = [c for c in _BENCH_COLUMNS if any(c in r.seconds for r in records)]
-    header = ["suite", "case", "auto chose", *columns]
-    rows = []
-    for r in records:
-        ratios = r.ratios()
-        cells = [r.suite, r.case, r.auto_method]
-        for c in columns:
-            if c not in r.seconds:
-                cells.append("-")
-            elif c == "auto":
-                cells.append(f"{r.seconds[c] * 1e3:.2f}")
-            else:
-                once = "*" if r.runs.get(c) == 1 else ""
-                cells.append(f"{r.seconds[c] * 1e3:.2f}{once} ({ratios[c]:.2f}x)")
-        rows.append(cells)
-    return _render(header, rows)
-
-
-def _local_table(records: list[dict]) -> str:
-    """Forward + backward medians in ms with their ratio to the convolution, and memory."""
-    header = ["case", *local_bench.CANDIDATES, "extra memory MB: conv / local / unfold+einsum"]
-    rows = []
-    for r in records:
-        conv = r["seconds"]["conv"]
-        cells = [r["case"], f"{conv * 1e3:.1f}"]
-        cells += [
-            f"{r['seconds'][c] * 1e3:.1f} ({r['seconds'][c] / conv:.2f}x)" for c in header[2:5]
-        ]
-        memory = []
-        for name in ("conv", "local", "unfold+einsum"):
-            m = r["memory"].get(name)
-            if m is None:
-                memory.append("?")
-                continue
-            grad_free = (
-                "" if name == "conv" else f" ({(m['extra'] - m['weight_grad']) / 2**20:.1f})"
-            )
-            memory.append(f"{m['extra'] / 2**20:.1f}{grad_free}")
-        rows.append([*cells, " / ".join(memory)])
-    return _render(header, rows)
-
-
-def _train_table(records: list[train_bench.TrainRecord]) -> str:
-    """Forward + backward medians in ms with their ratio to gridconv auto, memory."""
-    columns = [c for c in train_bench.COLUMNS if any(c in r.seconds for r in records)]
-    header = ["case", "auto chose", *columns, "regret", "peak MB direct / fft"]
-    rows = []
-    for r in records:
-        auto = r.seconds["auto"]
-        cells = [r.case, f"{r.auto_method} ({r.measured_method})"]
-        for c in columns:
-            if c not in r.seconds:
-                cells.append("-")
-            elif c == "auto":
-                cells.append(f"{auto * 1e3:.1f}")
-            else:
-                cells.append(f"{r.seconds[c] * 1e3:.1f} ({r.seconds[c] / auto:.2f}x)")
-        cells.append(f"{r.regret():.2f}")
-        peaks = [r.memory.get(m) for m in train_bench.METHODS]
-        cells.append(" / ".join("?" if p is None else f"{p['extra'] / 2**20:.0f}" for p in peaks))
-        rows.append(cells)
-    return _render(header, rows)
+_SEPARATE = ("local", "train", "models")  # the suites that are not convolution suites
 
 
 def _bench(args: argparse.Namespace) -> int:
-    everything = (*conv_bench.SUITES, "local", "train")
-    suites = tuple(args.suite) if args.suite else everything
+    everything = (*conv_bench.SUITES, *_SEPARATE)
+    suites = tuple(args.suite) if args.suite else everything[:-1]  # models: when asked
     unknown = [s for s in suites if s not in everything]
     if unknown:
         raise ValueError(f"unknown --suite {unknown[0]!r}; expected one of {', '.join(everything)}")
     kept = keep_freed_memory() if not args.default_malloc else False
-    conv_suites = tuple(s for s in suites if s not in ("local", "train"))
+    conv_suites = tuple(s for s in suites if s not in _SEPARATE)
     if args.plot and "crossover" not in conv_suites:
         conv_suites = (*conv_suites, "crossover")
     meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "kept": kept}
@@ -224,33 +138,61 @@ def _bench(args: argparse.Namespace) -> int:
         trained = train_bench.run(quick=args.quick, rounds=args.rounds)
         result["train"] = [r.as_dict() for r in trained]
         result["train_summary"] = train_bench.summary(trained)
+    if "models" in suites:
+        print("models suite: errors, train and inference, memory, layers", file=sys.stderr)
+        modelled = models_bench.run(quick=args.quick, rounds=args.rounds)
+        result["models"] = [r.as_dict() for r in modelled]
+        result["models_summary"] = models_bench.summary(modelled)
     if args.json:
         print(json.dumps(result, indent=1))
     else:
-        print(
-            f"torch {torch.__version__}, {torch.get_num_threads()} threads, freed memory "
-            f"{'kept' if kept else 'returned to the OS'}; medians in ms"
-        )
-        if records:
-            print("(ratio to gridconv auto); * = slow, timed once")
-            print(_bench_table(records))
-            print()
-            for name, value in result["summary"].items():
-                print(f"{name:<28} {value:.3f}")
-        if "local" in result:
-            print("\nforward + backward, (ratio to the convolution); memory: extra peak above the")
-            print("inputs, and in brackets without the weight gradient (as large as the weight)")
-            print(_local_table(result["local"]))
-        if "train" in result:
-            print("\nforward + backward (x and w want gradients), medians in ms, (ratio to auto);")
-            print("auto chose: by the cost model (measured); peak: extra memory of one step")
-            print(_train_table(trained))
-            for name, value in result["train_summary"].items():
-                print(f"{name:<28} {value:.3f}")
+        _print_bench(result, records)
     if args.plot:
         conv_bench.plot_crossover(records, args.plot)
         print(f"crossover plot written to {args.plot}", file=sys.stderr)
     return 0
+
+
+def _print_bench(result: dict, records: list[conv_bench.Record]) -> None:
+    meta = result["meta"]
+    print(
+        f"torch {meta['torch']}, {meta['threads']} threads, freed memory "
+        f"{'kept' if meta['kept'] else 'returned to the OS'}; medians in ms; torch and gridconv "
+        "each at its faster memory format (NCHW or channels_last, cl)"
+    )
+    if records:
+        print("(ratio to gridconv auto); * = slow, timed once")
+        print(tables.bench_table(records))
+        print()
+        for name, value in result["summary"].items():
+            print(f"{name:<28} {value:.3f}")
+    if "local" in result:
+        print("\nforward + backward, (ratio to the convolution); memory: extra peak above the")
+        print("inputs, and in brackets without the weight gradient (as large as the weight)")
+        print(tables.local_table(result["local"]))
+    if "train" in result:
+        print("\nforward + backward (x and w want gradients), medians in ms, (ratio to auto);")
+        print("auto chose: by the cost model (measured); peak: extra memory of one step")
+        print(tables.train_table([train_bench.TrainRecord(**_fields(r)) for r in result["train"]]))
+        for name, value in result["train_summary"].items():
+            print(f"{name:<28} {value:.3f}")
+    if "models" in result:
+        print("\nwhole models converted by gc.nn.convert; errors in float64; times: torch at its")
+        print("best / the converted model at its best, (torch / gridconv)")
+        print(
+            tables.models_table([models_bench.ModelRecord(**_fields(r)) for r in result["models"]])
+        )
+        for name, value in result["models_summary"].items():
+            print(f"{name:<40} {value:.3f}")
+        for r in result["models"]:
+            print(f"\n{r['case']}: each convolution, auto's choice, modelled times")
+            print(tables.layers_table(r["layers"]))
+
+
+def _fields(record: dict) -> dict:
+    """A record's ``as_dict()``, less the fields it derives."""
+    derived = {"regret", "regret_measured", "torch_best", "auto_best", "torch_over_gridconv"}
+    return {k: v for k, v in record.items() if k not in derived}
 
 
 def _kernels(args: argparse.Namespace) -> int:
@@ -348,8 +290,8 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
         "--suite",
         action="append",
         metavar="NAME",
-        help=f"one of {', '.join((*conv_bench.SUITES, 'local', 'train'))}; repeat for several "
-        "(default: all)",
+        help=f"one of {', '.join((*conv_bench.SUITES, *_SEPARATE))}; repeat for several "
+        "(default: all but models, which needs timm: pip install 'gridconv[models]')",
     )
     timing.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     timing.add_argument("--rounds", type=_positive_int, default=5, help="timed rounds per case")

@@ -1,5 +1,5 @@
-"""The inference suites of ``gridconv bench``: gridconv's methods against torch, scipy and
-kornia, side by side, in one run.
+"""The inference suites of ``gridconv bench``: gridconv's methods against torch (at its
+best: NCHW and channels_last), scipy, kornia and OpenCV, side by side, in one run.
 
 Every case times all its candidates by the harness's protocol (:mod:`.harness`:
 interleaved rounds, so that the machine's noise hits them alike) and reports medians and the
@@ -18,7 +18,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from gridconv.bench.harness import case_name, time_interleaved
+from gridconv.bench.harness import (
+    CHANNELS_LAST,
+    best_format,
+    case_name,
+    channels_last,
+    checked_peers,
+    time_interleaved,
+)
 from gridconv.functional._spec import TORCH_CONV, setup
 from gridconv.functional.conv import auto_method_for, conv
 from gridconv.functional.methods import direct
@@ -125,7 +132,8 @@ def _scipy_candidates(case: Case, x: torch.Tensor, w: torch.Tensor) -> dict[str,
         a, b = xs[:, None], ws[None]
         reduce = 2
     # scipy 1.17's mode="same" crops broadcast inputs wrongly: take "full" and centre it.
-    start = (case.kernel - 1) // 2
+    # (torch's "same" pads (K - 1) // 2 before: output i is full-convolution index i + K // 2)
+    start = case.kernel // 2
     centre = (..., *(slice(start, start + n) for n in case.size))
     out: dict[str, Callable] = {}
     for name in ("fftconvolve", "oaconvolve"):
@@ -142,14 +150,43 @@ def _scipy_candidates(case: Case, x: torch.Tensor, w: torch.Tensor) -> dict[str,
     return out
 
 
-def _kornia_candidate(x: torch.Tensor, w: torch.Tensor) -> dict[str, Callable]:
-    """kornia's FFT convolution, when kornia is installed and has one."""
+def _kornia_candidate(case: Case, x: torch.Tensor, w: torch.Tensor) -> dict[str, Callable]:
+    """kornia's FFT convolution, when kornia is installed and has one, for what it
+    computes: one 2-d kernel for every channel (``filter2d``'s convention), correlation
+    with zero ("constant") borders."""
+    shared = case.groups == case.in_channels == case.out_channels and bool((w == w[:1]).all())
+    if len(case.size) != 2 or not shared:
+        return {}
     try:
         filters = importlib.import_module("kornia.filters")
     except ImportError:
         return {}
     fn = getattr(filters, "fft_conv", None)
-    return {"kornia fft_conv": lambda: fn(x, w)} if fn is not None else {}
+    if fn is None:
+        return {}
+    kernel = w[:1, 0]  # (1, kH, kW)
+    return {"kornia fft_conv": lambda: fn(x, kernel, border_type="constant", padding="same")}
+
+
+def _opencv_candidate(case: Case, x: torch.Tensor, w: torch.Tensor) -> dict[str, Callable]:
+    """OpenCV's ``filter2D`` (a correlation; a DFT for kernels from 11 x 11), when
+    opencv-python is installed, for what it computes: one 2-d kernel for every channel,
+    zero borders; each image of the batch is one call on its ``(H, W, C)`` array."""
+    shared = case.groups == case.in_channels == case.out_channels and bool((w == w[:1]).all())
+    if len(case.size) != 2 or not shared or case.in_channels > 512:
+        return {}
+    try:
+        cv2 = importlib.import_module("cv2")
+    except ImportError:
+        return {}
+    images = [np.ascontiguousarray(im.permute(1, 2, 0).numpy()) for im in x]
+    kernel = np.ascontiguousarray(w[0, 0].numpy())
+
+    def run() -> np.ndarray:
+        out = [cv2.filter2D(im, -1, kernel, borderType=cv2.BORDER_CONSTANT) for im in images]
+        return np.stack([o.reshape(*o.shape[:2], -1) for o in out]).transpose(0, 3, 1, 2)
+
+    return {"opencv filter2D": run}
 
 
 @dataclass
@@ -169,6 +206,16 @@ class Record:
         auto = self.seconds.get("auto")
         return {k: v / auto for k, v in self.seconds.items()} if auto else {}
 
+    def best(self, side: str) -> tuple[float, str]:
+        """``(seconds, format)`` of ``side`` (``"torch"`` or ``"auto"``) at its faster
+        memory format."""
+        column = next(c for c in self.seconds if c.startswith(side) and "[" not in c)
+        return best_format(self.seconds, column)
+
+    def torch_over_auto(self) -> float:
+        """torch's time at its best over gridconv auto's at its best."""
+        return self.best("torch")[0] / self.best("auto")[0]
+
     def regret(self, column: str = "auto") -> float:
         """``t(column) / min(t_direct, t_fft, t_separable)``."""
         best = min(self.seconds[m] for m in ("direct", "fft", "separable") if m in self.seconds)
@@ -186,6 +233,9 @@ class Record:
             "measured_method": self.measured_method,
             "regret": self.regret(),
             "regret_measured": self.regret("auto (measured)"),
+            "torch_best": dict(zip(("seconds", "format"), self.best("torch"))),
+            "auto_best": dict(zip(("seconds", "format"), self.best("auto"))),
+            "torch_over_auto": self.torch_over_auto(),
         }
 
 
@@ -202,10 +252,12 @@ def _direct_estimate(x: torch.Tensor, w: torch.Tensor, case: Case) -> float:
     return direct.seconds(Workload(xb.shape[0], w.shape[0], spec, xb.device.type))
 
 
-def _candidates(case: Case, x: torch.Tensor, w: torch.Tensor) -> dict[str, Callable]:
+def _candidates(
+    case: Case, x: torch.Tensor, w: torch.Tensor, peers: bool = True
+) -> dict[str, Callable]:
     d = len(case.size)
     kw: dict[str, Any] = {"padding": "same", "groups": case.groups}
-    found = {
+    found: dict[str, Callable[[], object]] = {
         "auto": lambda: conv(x, w, **kw),
         "direct": lambda: conv(x, w, method="direct", **kw),
         "fft": lambda: conv(x, w, method="fft", **kw),
@@ -222,22 +274,42 @@ def _candidates(case: Case, x: torch.Tensor, w: torch.Tensor) -> dict[str, Calla
         kernel = decompose(w)
         if kernel.rank == 1:  # only exactly separable kernels: the others would be slower
             found["separable"] = lambda: separable_conv(x, kernel, **kw)
-    found[f"torch conv{d}d"] = lambda: TORCH_CONV[d](x, w, padding="same", groups=case.groups)
-    found.update(_scipy_candidates(case, x, w))
-    found.update(_kornia_candidate(x, w))
+    torch_conv = f"torch conv{d}d"
+    found[torch_conv] = lambda: TORCH_CONV[d](x, w, padding="same", groups=case.groups)
+    x_last, w_last = channels_last(x), channels_last(w)
+    if x_last is not None:  # torch at its best: given channels_last too; gridconv likewise
+        w_last = w if w_last is None else w_last
+        found["auto" + CHANNELS_LAST] = lambda: conv(x_last, w_last, **kw)
+        found[torch_conv + CHANNELS_LAST] = lambda: TORCH_CONV[d](
+            x_last, w_last, padding="same", groups=case.groups
+        )
+    if peers:
+        reference = conv(x, w, method="fft", **kw)  # quick where torch's takes minutes
+        others = {
+            **_scipy_candidates(case, x, w),
+            **_kornia_candidate(case, x, w),
+            **_opencv_candidate(case, x, w),
+        }
+        found.update(checked_peers(others, reference))
     return found
 
 
 def time_case(
-    case: Case, rounds: int = 5, slow: float = 3.0, seed: int = 0, budget: float = 0.5
+    case: Case,
+    rounds: int = 5,
+    slow: float = 3.0,
+    seed: int = 0,
+    budget: float = 0.5,
+    peers: bool = True,
 ) -> Record:
     """Median time of every candidate of ``case``, in at least ``rounds`` interleaved rounds
     (the protocol of :func:`gridconv.bench.harness.time_interleaved`), up to ``MAX_ROUNDS``
     for fast cases (candidates 50 times slower than the fastest sit the extra ones out).
+    ``peers=False`` leaves out the other libraries (scipy, kornia): gridconv and torch only.
     """
     generator = torch.Generator().manual_seed(seed)
     x, w = case.tensors(generator)
-    found = _candidates(case, x, w)
+    found = _candidates(case, x, w, peers)
     kw: dict[str, Any] = {"padding": "same", "groups": case.groups}
     with torch.no_grad():
         found["auto (measured)"]()  # plans: the measuring is not part of its time
@@ -269,8 +341,9 @@ def run(
 
 
 def summary(records: list[Record]) -> dict[str, float]:
-    """The issue's figures: worst and geometric-mean regret, auto against torch and scipy,
-    over the standard suites (``crossover``, the sweep behind ``--plot``, is left out)."""
+    """The issue's figures: worst and geometric-mean regret, auto against torch (each at its
+    faster memory format) and scipy, over the standard suites (``crossover``, the sweep
+    behind ``--plot``, is left out)."""
 
     def gmean(values: list[float]) -> float:
         return float(np.exp(np.mean(np.log(values)))) if values else float("nan")
@@ -279,12 +352,7 @@ def summary(records: list[Record]) -> dict[str, float]:
 
     regrets = [r.regret() for r in records]
     measured = [r.regret("auto (measured)") for r in records]
-    vs_torch = [
-        r.seconds[k] / r.seconds["auto"]
-        for r in records
-        for k in r.seconds
-        if k.startswith("torch")
-    ]
+    vs_torch = [r.torch_over_auto() for r in records]
     vs_scipy = [
         min(r.seconds[k] for k in ("scipy fftconvolve", "scipy oaconvolve")) / r.seconds["auto"]
         for r in records

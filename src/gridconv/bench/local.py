@@ -1,7 +1,8 @@
 """The ``local`` benchmark suite: unshared and tiled convolution against a convolution.
 
 Each case times forward + backward of: torch's convolution with the same N, C, O and K
-(the same multiply-adds as the locally connected layer), ``local_conv``, the unfold +
+(the same multiply-adds as the locally connected layer; at its best: given NCHW and
+channels_last inputs, the faster counts), ``local_conv`` (likewise in both formats), the unfold +
 einsum recipe people write by hand, and ``tiled_conv`` with 2-per-dim tiles. Peak memory
 is measured in a fresh process per candidate (``/proc/self/status``, glibc told to return
 every block to the system so that each allocation shows), as the extra above the inputs,
@@ -15,7 +16,15 @@ from dataclasses import dataclass
 
 import torch
 
-from gridconv.bench.harness import Steps, case_name, in_fresh_process, step_peak, time_steps
+from gridconv.bench.harness import (
+    CHANNELS_LAST,
+    Steps,
+    case_name,
+    channels_last,
+    in_fresh_process,
+    step_peak,
+    time_steps,
+)
 from gridconv.functional._spec import TORCH_CONV
 from gridconv.functional.local import local_conv
 from gridconv.functional.tiled import tiled_conv
@@ -65,12 +74,23 @@ def _steps(case: LocalCase) -> Steps:
         cols = cols.reshape(N, C, math.prod(out), K**d).transpose(1, 2).reshape(N, -1, C * K**d)
         torch.einsum("npj,poj->nop", cols, w_flat).sum().backward()
 
-    return {
+    found: Steps = {
         "conv": (lambda: TORCH_CONV[d](x, w).sum().backward(), [x, w]),
         "local": (lambda: local_conv(x, w_local).sum().backward(), [x, w_local]),
         "unfold+einsum": (recipe, [x, w_flat]),
         "tiled 2": (lambda: tiled_conv(x, w_tiled).sum().backward(), [x, w_tiled]),
     }
+    x_last, w_last = channels_last(x), channels_last(w)
+    if x_last is not None and w_last is not None:  # torch at its best; gridconv likewise
+        found["conv" + CHANNELS_LAST] = (
+            lambda: TORCH_CONV[d](x_last, w_last).sum().backward(),
+            [x_last, w_last],
+        )
+        found["local" + CHANNELS_LAST] = (
+            lambda: local_conv(x_last, w_local).sum().backward(),
+            [x_last, w_local],
+        )
+    return found
 
 
 def time_case(

@@ -24,7 +24,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gridconv.bench.harness import Steps, case_name, in_fresh_process, time_steps
+from gridconv.bench.harness import (
+    CHANNELS_LAST,
+    Steps,
+    best_format,
+    case_name,
+    channels_last,
+    checked_peers,
+    in_fresh_process,
+    time_steps,
+)
 from gridconv.functional._spec import TORCH_CONV, conv_spec
 from gridconv.functional.conv import auto_method_for, conv
 from gridconv.functional.methods import direct
@@ -34,11 +43,14 @@ from gridconv.plan import planning
 METHODS = ("direct", "fft")
 COLUMNS = (
     "auto",
+    "auto" + CHANNELS_LAST,
     "auto (measured)",
     *METHODS,
     "torch conv1d",
     "torch conv2d",
+    "torch conv2d" + CHANNELS_LAST,
     "torch conv3d",
+    "torch conv3d" + CHANNELS_LAST,
     "fft-conv-pytorch",
     "rfft recipe (2L)",
 )
@@ -98,7 +110,7 @@ def _fft_conv_pytorch() -> Callable | None:
 
 def forwards(
     case: TrainCase, seed: int = 0
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Callable[[], torch.Tensor]]]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Callable[[], Any]]]:
     """The input and kernel (both wanting gradients), an output gradient, and each
     candidate's forward pass (every one computes the same convolution)."""
     g = torch.Generator().manual_seed(seed)
@@ -113,7 +125,7 @@ def forwards(
         with planning("measure"):
             return conv(x, w, **kw)
 
-    found: dict[str, Callable[[], torch.Tensor]] = {
+    found: dict[str, Callable[[], Any]] = {
         "auto": lambda: conv(x, w, **kw),
         "auto (measured)": measured,
         **{m: functools.partial(conv, x, w, method=m, **kw) for m in METHODS},
@@ -131,7 +143,9 @@ def forwards(
                 warnings.simplefilter("ignore", UserWarning)
                 return peer(F.pad(x, pad), w, groups=G)
 
-        found["fft-conv-pytorch"] = fft_conv_pytorch
+        with torch.no_grad():  # checked against gridconv's FFT (torch's may take minutes)
+            reference = conv(x, w, method="fft", **kw)
+        found.update(checked_peers({"fft-conv-pytorch": fft_conv_pytorch}, reference))
     if case.long_depthwise:
         L = case.size[0]
         shift = (K - 1) // 2  # "same": output i is full-convolution index i + (K - 1) // 2
@@ -166,9 +180,24 @@ def _direct_estimate(case: TrainCase) -> float:
 
 
 def steps(case: TrainCase, seed: int = 0) -> Steps:
-    """A forward + backward step per candidate, and the tensors whose gradients it fills."""
+    """A forward + backward step per candidate, and the tensors whose gradients it fills;
+    torch's convolution and gridconv's auto also on channels_last copies of the input,
+    kernel and output gradient (2-d and 3-d cases with more than one channel)."""
     x, w, grad, found = forwards(case, seed)
-    return {name: (functools.partial(_backward, fn, grad), [x, w]) for name, fn in found.items()}
+    out: Steps = {
+        name: (functools.partial(_backward, fn, grad), [x, w]) for name, fn in found.items()
+    }
+    x_last, w_last, grad_last = channels_last(x), channels_last(w), channels_last(grad)
+    if x_last is not None and w_last is not None and grad_last is not None:
+        d = len(case.size)
+        kw: dict[str, Any] = {"padding": "same", "groups": case.groups}
+        for name, fn in (("auto", conv), (f"torch conv{d}d", TORCH_CONV[d])):
+            forward = functools.partial(fn, x_last, w_last, **kw)
+            out[name + CHANNELS_LAST] = (
+                functools.partial(_backward, forward, grad_last),
+                [x_last, w_last],
+            )
+    return out
 
 
 def _backward(forward: Callable[[], torch.Tensor], grad: torch.Tensor) -> None:
@@ -187,6 +216,12 @@ class TrainRecord:
         """``t(column) / min(t_direct, t_fft)``."""
         return self.seconds[column] / min(self.seconds[m] for m in METHODS if m in self.seconds)
 
+    def best(self, side: str) -> tuple[float, str]:
+        """``(seconds, format)`` of ``side`` (``"torch"`` or ``"auto"``) at its faster
+        memory format."""
+        column = next(c for c in self.seconds if c.startswith(side) and "[" not in c)
+        return best_format(self.seconds, column)
+
     def as_dict(self) -> dict:
         return {
             "case": self.case,
@@ -195,6 +230,8 @@ class TrainRecord:
             "measured_method": self.measured_method,
             "regret": self.regret(),
             "regret_measured": self.regret("auto (measured)"),
+            "torch_best": dict(zip(("seconds", "format"), self.best("torch"))),
+            "auto_best": dict(zip(("seconds", "format"), self.best("auto"))),
             "memory": self.memory,
         }
 
@@ -242,19 +279,15 @@ def run(quick: bool = False, rounds: int = 7, memory: bool = True) -> list[Train
 
 
 def summary(records: list[TrainRecord]) -> dict[str, float]:
-    """auto's regret (worst, geometric mean), and its time over torch's at the worst."""
+    """auto's regret (worst, geometric mean), and its time over torch's at the worst (each
+    at its faster memory format)."""
 
     def gmean(values: list[float]) -> float:
         return float(np.exp(np.mean(np.log(values)))) if values else float("nan")
 
     regrets = [r.regret() for r in records]
     measured = [r.regret("auto (measured)") for r in records]
-    torch_ratio = [
-        r.seconds["auto"] / r.seconds[k]
-        for r in records
-        for k in r.seconds
-        if k.startswith("torch")
-    ]
+    torch_ratio = [r.best("auto")[0] / r.best("torch")[0] for r in records]
     return {
         "regret_max": max(regrets, default=float("nan")),
         "regret_gmean": gmean(regrets),

@@ -8,7 +8,9 @@ mode) once and runs ``torch.nn.functional.convNd``: oneDNN on CPU, cuDNN on GPU.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar, cast
 
+import torch
 from torch import Tensor
 
 from gridconv._checks import check_choice, describe
@@ -17,6 +19,30 @@ from gridconv.functional._spec import finish, setup
 from gridconv.functional._trace import tracing
 from gridconv.functional.methods import REGISTRY, KernelCache, planner
 from gridconv.functional.methods.base import wanted_grads
+
+
+def autocast_dtype(x: object) -> torch.dtype | None:
+    """The dtype torch's convolution would compute ``x`` in under the active
+    ``torch.autocast`` for its device, or None (no autocast, or an input autocast leaves
+    alone: not a floating tensor, or float64)."""
+    if not isinstance(x, Tensor) or not x.is_floating_point() or x.dtype == torch.float64:
+        return None
+    device = x.device.type
+    if not torch.is_autocast_enabled(device):
+        return None
+    return torch.get_autocast_dtype(device)
+
+
+_T = TypeVar("_T")
+
+
+def _cast(t: _T, dtype: torch.dtype) -> _T:
+    """What autocast does to an argument of a low-precision op: floating tensors other than
+    float64 are cast (differentiably: the gradient flows back in the tensor's own dtype);
+    anything else is left for the checks to judge."""
+    if isinstance(t, Tensor) and t.is_floating_point() and t.dtype != torch.float64:
+        return cast(_T, t.to(dtype))
+    return t
 
 
 def method_names() -> tuple[str, ...]:
@@ -114,6 +140,14 @@ def conv(
         raise TypeError(
             f"`cache` must be a gridconv.functional.KernelCache, got {describe(cache)}."
         )
+    low = autocast_dtype(x)
+    if low is not None:  # as torch's convolution under autocast: compute in `low`
+        x, w, bias = _cast(x, low), _cast(w, low), _cast(bias, low)
+        with torch.autocast(x.device.type, enabled=False):
+            return conv(
+                x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                padding_mode=padding_mode, method=method,
+            )  # fmt: skip
     x, spec, batched = setup(x, w, bias, stride, padding, dilation, groups, padding_mode)
     if cache is not None and (any(wanted_grads(w)) or tracing()):
         cache = None  # a cached transform of w would cut the gradient to w, or the graph

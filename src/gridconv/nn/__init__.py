@@ -2,6 +2,7 @@
 
 from gridconv.nn.attention import AttentionOutput, RecurrentAttention
 from gridconv.nn.conv import Conv, Conv1d, Conv2d, Conv3d
+from gridconv.nn.convert import ConversionWarning, Verdict, conversion_plan, convert, revert
 from gridconv.nn.gabor import ComplexCell2d, GaborConv2d
 from gridconv.nn.glimpse import GlimpseSensor
 from gridconv.nn.local import (
@@ -40,6 +41,7 @@ __all__ = [
     "Conv1d",
     "Conv2d",
     "Conv3d",
+    "ConversionWarning",
     "DepthwiseSeparableConv",
     "DepthwiseSeparableConv1d",
     "DepthwiseSeparableConv2d",
@@ -66,4 +68,8 @@ __all__ = [
     "TiledConv1d",
     "TiledConv2d",
     "TiledConv3d",
+    "Verdict",
+    "conversion_plan",
+    "convert",
+    "revert",
 ]

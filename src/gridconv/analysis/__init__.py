@@ -1,5 +1,6 @@
-"""Measure networks: parameter and FLOP counts, receptive fields, and how much the output
-moves when the input is translated (the invariance pooling buys, sec. 9.3).
+"""Measure networks: parameter and FLOP counts, receptive fields, how much the output
+moves when the input is translated (the invariance pooling buys, sec. 9.3), and a per-layer
+table of a model's convolutions (:func:`layer_table`: input, auto's methods, times).
 
 Everything here runs the model once on zeros (or the given input) with forward hooks, so
 it sees the shapes the model really makes, ``padding="same"`` with strides included.
@@ -18,6 +19,7 @@ from torch import Tensor, nn
 
 from gridconv._checks import check_int, check_tensor, describe
 from gridconv._shapes import ntuple, parse_padding, resolve_padding
+from gridconv.analysis.layers import LayerRow, layer_table, memory_format
 from gridconv.nn.conv import Conv
 from gridconv.nn.local import LocallyConnected
 from gridconv.nn.lowrank import LowRankConv
@@ -392,9 +394,12 @@ def translation_sensitivity(
 
 
 __all__ = [
+    "LayerRow",
     "ReceptiveField",
     "count_flops",
     "count_parameters",
+    "layer_table",
+    "memory_format",
     "receptive_field",
     "translation_sensitivity",
 ]
