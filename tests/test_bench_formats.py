@@ -46,8 +46,9 @@ def test_conv_suite_times_both_formats_and_reports_the_best_of_each():
     assert record.as_dict()["torch_best"]["format"] == fmt
 
 
-def test_every_channels_last_train_candidate_computes_the_same_gradients():
-    case = bench_train.TrainCase(2, 4, 4, (12, 13), 5, 2)
+@pytest.mark.parametrize("groups", [2, 4], ids=["grouped", "depthwise"])
+def test_every_channels_last_train_candidate_computes_the_same_gradients(groups):
+    case = bench_train.TrainCase(2, 4, 4, (12, 13), 5, groups)
     steps = bench_train.steps(case)
     assert {"auto" + CL, "torch conv2d" + CL} <= set(steps)
     grads = {}

@@ -90,3 +90,17 @@ def test_gabor_layers_on_cuda():
     cells = gc.nn.ComplexCell2d(9, orientations=4, frequencies=(1.0,)).cuda()
     x = torch.randn(2, 1, 20, 20)
     torch.testing.assert_close(cells(x.cuda()).cpu(), cells.cpu()(x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["direct", "fft", "auto"])
+def test_a_converted_layer_follows_cuda_float16_autocast(method):
+    conv = torch.nn.Conv2d(4, 6, 9, padding=4).cuda()
+    layer = gc.nn.convert(conv)
+    layer.method = method
+    x = torch.randn(2, 4, 40, 40, device="cuda", requires_grad=True)
+    with torch.autocast("cuda", dtype=torch.float16):
+        expected, got = conv(x), layer(x)
+    assert got.dtype == expected.dtype == torch.float16
+    torch.testing.assert_close(got.float(), expected.float(), rtol=1e-2, atol=1e-2)
+    got.float().sum().backward()
+    assert x.grad is not None and layer.weight.grad.dtype == torch.float32

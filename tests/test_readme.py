@@ -24,6 +24,10 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
     assert namespace["M"].shape == (16 * 29 * 29, 3 * 32 * 32)
     assert type(namespace["fast"][1]) is namespace["gc"].nn.Conv2d
     assert [r.kernel for r in namespace["rows"]] == [(3, 3), (31, 31)]
+    theirs = namespace["theirs"]
+    assert all(v.converted for v in namespace["plan"])
+    assert type(theirs[2]) is namespace["gc"].nn.Conv2d
+    assert namespace["optimizer"].param_groups[0]["params"][0] is theirs[0].weight
     assert namespace["k"].rank == 1 and namespace["low"].rank == 2
     assert (tmp_path / "wisdom.json").exists()
     assert namespace["z"].shape == (8, 16, 24, 24)

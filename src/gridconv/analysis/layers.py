@@ -129,12 +129,13 @@ def _methods(layer: Conv, x: Tensor) -> tuple[tuple[str, float, float], tuple[st
 
 
 def _timed(calls: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
-    """Median seconds of each call, in ``rounds`` interleaved rounds after a warm-up."""
+    """Median seconds of each call, in ``rounds`` interleaved rounds after a warm-up; every
+    other round in the reverse order, so that neither always runs in the other's wake."""
     times: dict[str, list[float]] = {name: [] for name in calls}
     for call in calls.values():
         call()
-    for _ in range(rounds):
-        for name, call in calls.items():
+    for i in range(rounds):
+        for name, call in list(calls.items())[:: 1 if i % 2 == 0 else -1]:
             start = time.perf_counter()
             call()
             times[name].append(time.perf_counter() - start)

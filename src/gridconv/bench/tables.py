@@ -44,22 +44,32 @@ def _best_pair(torch_best: tuple[float, str], ours: tuple[float, str]) -> str:
     return f"{torch_best[0] / ours[0]:.2f}x ({short[torch_best[1]]} / {short[ours[1]]})"
 
 
+def _timing_cells(
+    seconds: dict[str, float], columns: list[str], digits: int, runs: dict[str, int] | None = None
+) -> list[str]:
+    """A cell per column: its median in ms with its ratio to ``auto``'s (``*``: timed once),
+    ``-`` where the column does not apply."""
+    auto = seconds["auto"]
+    cells = []
+    for c in columns:
+        if c not in seconds:
+            cells.append("-")
+        elif c == "auto":
+            cells.append(f"{auto * 1e3:.{digits}f}")
+        else:
+            once = "*" if runs is not None and runs.get(c) == 1 else ""
+            cells.append(f"{seconds[c] * 1e3:.{digits}f}{once} ({seconds[c] / auto:.2f}x)")
+    return cells
+
+
 def bench_table(records: list[conv_bench.Record]) -> str:
     """Medians in ms, each with its ratio to gridconv auto; ``-`` where it does not apply."""
     columns = [c for c in _BENCH_COLUMNS if any(c in r.seconds for r in records)]
     header = ["suite", "case", "auto chose", "torch best / auto best", *columns]
     rows = []
     for r in records:
-        ratios = r.ratios()
         cells = [r.suite, r.case, r.auto_method, _best_pair(r.best("torch"), r.best("auto"))]
-        for c in columns:
-            if c not in r.seconds:
-                cells.append("-")
-            elif c == "auto":
-                cells.append(f"{r.seconds[c] * 1e3:.2f}")
-            else:
-                once = "*" if r.runs.get(c) == 1 else ""
-                cells.append(f"{r.seconds[c] * 1e3:.2f}{once} ({ratios[c]:.2f}x)")
+        cells += _timing_cells(r.seconds, columns, 2, r.runs)
         rows.append(cells)
     return _render(header, rows)
 
@@ -100,16 +110,9 @@ def train_table(records: list[train_bench.TrainRecord]) -> str:
     header.append("peak MB direct / fft")
     rows = []
     for r in records:
-        auto = r.seconds["auto"]
         best = _best_pair(r.best("torch"), r.best("auto"))
         cells = [r.case, f"{r.auto_method} ({r.measured_method})", best]
-        for c in columns:
-            if c not in r.seconds:
-                cells.append("-")
-            elif c == "auto":
-                cells.append(f"{auto * 1e3:.1f}")
-            else:
-                cells.append(f"{r.seconds[c] * 1e3:.1f} ({r.seconds[c] / auto:.2f}x)")
+        cells += _timing_cells(r.seconds, columns, 1)
         cells.append(f"{r.regret():.2f}")
         peaks = [r.memory.get(m) for m in train_bench.METHODS]
         cells.append(" / ".join("?" if p is None else f"{p['extra'] / 2**20:.0f}" for p in peaks))

@@ -187,8 +187,10 @@ def steps(case: TrainCase, seed: int = 0) -> Steps:
     out: Steps = {
         name: (functools.partial(_backward, fn, grad), [x, w]) for name, fn in found.items()
     }
-    x_last, w_last, grad_last = channels_last(x), channels_last(w), channels_last(grad)
-    if x_last is not None and w_last is not None and grad_last is not None:
+    x_last, grad_last = channels_last(x), channels_last(grad)
+    w_last = channels_last(w)  # None for a depthwise (O, 1, *k) kernel: one layout for both
+    w_last = w_last if w_last is not None else w.detach().clone().requires_grad_()
+    if x_last is not None and grad_last is not None:
         d = len(case.size)
         kw: dict[str, Any] = {"padding": "same", "groups": case.groups}
         for name, fn in (("auto", conv), (f"torch conv{d}d", TORCH_CONV[d])):
