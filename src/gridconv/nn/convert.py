@@ -95,12 +95,12 @@ def _judge(module: Any) -> tuple[bool, str, Any]:
     forward_kept = cls.forward is base.forward and cls._conv_forward is base._conv_forward
     if known is None and not forward_kept:
         return False, "overrides forward with a function gridconv does not know", None
+    if hasattr(module, "parametrizations"):
+        return False, "its weight is parametrized (torch.nn.utils.parametrize)", None
     extra = sorted(set(module._parameters) - {"weight", "bias"})
     if extra or not isinstance(module._parameters.get("weight"), nn.Parameter):
         what = ", ".join(extra) or "a weight that is not a Parameter"
         return False, f"has parameters beyond weight and bias ({what})", None
-    if hasattr(module, "parametrizations"):
-        return False, "its weight is parametrized (torch.nn.utils.parametrize)", None
     if module._buffers:
         return False, f"has buffers ({', '.join(module._buffers)}) gridconv would drop", None
     if known is not None:
