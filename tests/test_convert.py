@@ -272,6 +272,17 @@ def test_a_converted_model_compiles_with_fullgraph():
     assert torch.allclose(compiled(x), model(x), atol=1e-5)
 
 
+def test_a_converted_model_trains_under_inductor_as_in_eager():
+    model = small()
+    fast = gc.nn.convert(model)
+    compiled = torch.compile(fast, fullgraph=True)  # inductor
+    x = torch.randn(2, 3, 16, 16)
+    compiled(x).square().mean().backward()
+    model(x).square().mean().backward()
+    for p, q in zip(model.parameters(), fast.parameters()):
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-5)
+
+
 def test_a_converted_model_exports():
     model = small().eval()
     fast = gc.nn.convert(model)
